@@ -1,0 +1,1 @@
+"""Pure building blocks of corrvos: data, model, losses, training step, inference, metrics."""

@@ -1,0 +1,1 @@
+"""Orchestration: stage functions, the DAG, Ray Train/Tune wiring, MLflow runs, the CLI."""
