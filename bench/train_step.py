@@ -1,0 +1,106 @@
+"""Time one training step with `baseline` weights and with `released` + `ocl` weights on the same batch.
+
+    python -m bench.train_step --preset small
+    python -m bench.train_step --preset stcn --device cuda --bf16
+
+Both configurations run interleaved on the same batch, model initialisation and optimiser
+settings; the median step time of each is compared. The last line is the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+
+import torch
+
+from components.config import LossConfig, ModelConfig, config_from_dict
+from components.losses import compute_losses
+from components.model import STCNTrainWrapper
+from components.training.batch import ClipBatch, random_clip_batch
+
+DEFAULTS = {"small": {"batch": 4, "size": 192}, "stcn": {"batch": 8, "size": 384}}
+CORRESPONDENCE = {"preset": "released", "ocl_weight": 0.1}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(DEFAULTS), default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, help="clips per step (default: 4 small, 8 stcn)")
+    parser.add_argument("--size", type=int, help="crop side in pixels (default: 192 small, 384 stcn)")
+    parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU); losses stay fp32")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model: STCNTrainWrapper, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool):
+    """A closure running forward, losses, backward and an optimiser step; returns seconds taken."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> float:
+        _synchronise(device)
+        start = time.perf_counter()
+        with autocast():
+            outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
+            terms = compute_losses(outputs, batch, loss_config, progress=1.0, generator=generator)
+        optimiser.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimiser.step()
+        _synchronise(device)
+        return time.perf_counter() - start
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    batch_size = args.batch or DEFAULTS[args.preset]["batch"]
+    size = args.size or DEFAULTS[args.preset]["size"]
+    torch.manual_seed(args.seed)
+    model_config = config_from_dict(ModelConfig, {"preset": args.preset})
+    batch = random_clip_batch(batch_size, args.frames, size, 2, torch.Generator().manual_seed(args.seed)).to(device)
+    configs = {
+        "baseline": config_from_dict(LossConfig, {"preset": "baseline"}),
+        "released+ocl": config_from_dict(LossConfig, CORRESPONDENCE),
+    }
+    steps, times = {}, {}
+    for name, loss_config in configs.items():
+        torch.manual_seed(args.seed)  # identical initial weights for both
+        model = STCNTrainWrapper(model_config).to(device).train()
+        steps[name] = make_step(model, loss_config, batch, device, args.bf16)
+        times[name] = []
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    for _ in range(args.steps):  # interleaved so drift in machine load hits both alike
+        for name, step in steps.items():
+            times[name].append(step())
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    print(f"preset={args.preset} device={device} ({where}) batch={batch_size}x{args.frames}x{size}px bf16={args.bf16}")
+    medians = {}
+    for name, values in times.items():
+        medians[name] = statistics.median(values)
+        print(f"{name:>14}: {medians[name] * 1000:8.1f} ms/step  {batch_size / medians[name]:7.2f} clips/s  (median of {len(values)})")
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    print(f"correspondence overhead: {medians['released+ocl'] / medians['baseline']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The pixel-level correspondence terms of the released code (METHOD_REFERENCE §2.1, §2.2).
+
+`pcl`: every stride-16 pixel of query frames t >= 1 (view A, warped to view B's grid) is classified
+among the 8x8 grid anchors of frame 0 of every clip in the batch; its target is the nearest
+own-clip anchor of the same pixel in view B (hard label, no gradient).
+`cross_view`: InfoNCE between 4x4 grid points of frame 0 in view A (warped) and the same points
+in view B; negatives are all other points of the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from components.losses.similarity import gather_positions, grid_positions, l2_similarity
+from components.model.views import warp_to_view_b
+
+
+def pcl_loss(
+    embed_a: torch.Tensor,
+    embed_b: torch.Tensor,
+    theta: torch.Tensor,
+    anchor_grid: int = 8,
+    generator: torch.Generator | None = None,
+    anchor_positions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """embed_a, embed_b: B,T,D,h,w (view B frames >= 1 may be detached); theta: B,2,3."""
+    b, t, d, h, w = embed_a.shape
+    if anchor_positions is None:
+        anchor_positions = grid_positions(b, h, w, anchor_grid, generator)
+    anchors = gather_positions(embed_a[:, 0], anchor_positions).reshape(-1, d)  # B*K, D (with gradient)
+    k = anchor_positions.shape[1]
+    logits_a = _anchor_logit_maps(embed_a[:, 1:], anchors)  # B*(T-1), B*K, h, w
+    logits_a = warp_to_view_b(logits_a, theta.repeat_interleave(t - 1, dim=0))
+    with torch.no_grad():
+        logits_b = _anchor_logit_maps(embed_b[:, 1:].detach(), anchors.detach())
+        clip_of_pixel = torch.arange(b, device=anchors.device).repeat_interleave(t - 1)  # B*(T-1)
+        clip_of_anchor = torch.arange(b, device=anchors.device).repeat_interleave(k)  # B*K
+        own = clip_of_pixel[:, None] == clip_of_anchor[None, :]  # B*(T-1), B*K
+        logits_b = logits_b.masked_fill(~own[:, :, None, None], float("-inf"))
+        targets = logits_b.argmax(dim=1)  # B*(T-1), h, w
+    return F.cross_entropy(logits_a, targets)
+
+
+def _anchor_logit_maps(embeddings: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Similarity of every pixel to every anchor as maps.  embeddings: B,T',D,h,w -> B*T', N, h, w."""
+    b, t, d, h, w = embeddings.shape
+    pixels = embeddings.permute(0, 1, 3, 4, 2).reshape(b * t, h * w, d)
+    logits = l2_similarity(pixels, anchors)  # B*T', hw, N
+    return logits.transpose(1, 2).reshape(b * t, anchors.shape[0], h, w)
+
+
+def cross_view_loss(
+    embed_a0: torch.Tensor,
+    embed_b0: torch.Tensor,
+    theta: torch.Tensor,
+    point_grid: int = 4,
+    generator: torch.Generator | None = None,
+    positions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """embed_a0, embed_b0: B,D,h,w (frame 0 of each view, both with gradient); theta: B,2,3."""
+    b, d, h, w = embed_a0.shape
+    warped = warp_to_view_b(embed_a0, theta)
+    if positions is None:
+        positions = grid_positions(b, h, w, point_grid, generator)
+    queries = gather_positions(warped, positions).reshape(-1, d)  # M, D
+    keys = gather_positions(embed_b0, positions).reshape(-1, d)  # M, D
+    logits = l2_similarity(queries, keys)  # M, M
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))

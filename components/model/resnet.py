@@ -1,0 +1,149 @@
+"""ResNet-18/50 trunks with torchvision's parameter names, frozen BatchNorm, up to layer3.
+
+Keeping torchvision's names (`conv1`, `bn1`, `layer1.0.conv1`, `layer1.0.downsample.0`, ...) lets a
+user load an ImageNet state dict they already have; nothing is downloaded. `width` scales every
+stage (64 = torchvision) so small CPU presets can share the code. `in_channels` > 3 adds mask
+inputs to the first conv, as STCN's value encoder needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm that always normalises with its stored statistics (STCN trains in eval mode).
+
+    The affine weight and bias stay trainable; running statistics never change. Buffer names
+    match `nn.BatchNorm2d` so torchvision state dicts load unchanged.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
+        return x * scale[None, :, None, None].to(x.dtype) + shift[None, :, None, None].to(x.dtype)
+
+
+def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_ch, width, stride)
+        self.bn1 = FrozenBatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width)
+        self.bn2 = FrozenBatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's v1.5 bottleneck: the stride sits on the 3x3 conv."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(in_ch, width)
+        self.bn1 = FrozenBatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride)
+        self.bn2 = FrozenBatchNorm2d(width)
+        self.conv3 = _conv1x1(width, width * self.expansion)
+        self.bn3 = FrozenBatchNorm2d(width * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+_ARCHITECTURES: dict[str, tuple[type[nn.Module], tuple[int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2)),
+    "resnet50": (Bottleneck, (3, 4, 6)),
+}
+
+
+@dataclass(frozen=True)
+class TrunkFeatures:
+    f4: torch.Tensor  # N, C4, H/4, W/4
+    f8: torch.Tensor  # N, C8, H/8, W/8
+    f16: torch.Tensor  # N, C16, H/16, W/16
+
+
+class ResNetTrunk(nn.Module):
+    """A ResNet cut after layer3 (stride 16); returns the stride-4, -8 and -16 feature maps."""
+
+    def __init__(self, arch: str = "resnet50", in_channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        if arch not in _ARCHITECTURES:
+            raise ValueError(f"unknown backbone {arch!r} (choose from {sorted(_ARCHITECTURES)})")
+        block, depths = _ARCHITECTURES[arch]
+        self.arch, self.in_channels, self.width = arch, in_channels, width
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = FrozenBatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self._in = width
+        self.layer1 = self._make_layer(block, width, depths[0], stride=1)
+        self.layer2 = self._make_layer(block, width * 2, depths[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, depths[2], stride=2)
+        self.channels = (width * block.expansion, width * 2 * block.expansion, width * 4 * block.expansion)
+        self._init_weights()
+
+    def _make_layer(self, block: type[nn.Module], width: int, depth: int, stride: int) -> nn.Sequential:
+        downsample = None
+        out_ch = width * block.expansion
+        if stride != 1 or self._in != out_ch:
+            downsample = nn.Sequential(_conv1x1(self._in, out_ch, stride), FrozenBatchNorm2d(out_ch))
+        layers = [block(self._in, width, stride, downsample)]
+        self._in = out_ch
+        layers += [block(self._in, width) for _ in range(depth - 1)]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        # zero-init the last BN of each residual branch, as torchvision's option does: blocks start as identity
+        for module in self.modules():
+            if isinstance(module, Bottleneck):
+                nn.init.zeros_(module.bn3.weight)
+            elif isinstance(module, BasicBlock):
+                nn.init.zeros_(module.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> TrunkFeatures:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        f4 = self.layer1(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        return TrunkFeatures(f4=f4, f8=f8, f16=f16)

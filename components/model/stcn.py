@@ -1,0 +1,143 @@
+"""STCN, the inference network (METHOD_REFERENCE §5.1): key encoder, value encoder, memory read, decoder.
+
+The network holds no training-only parts: the correspondence head g lives in the training wrapper,
+so this module's state dict is exactly what inference loads. Frames enter as RGB in [0, 1];
+ImageNet normalisation happens here so loaders and inference can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.config.schema import ModelConfig
+from components.model.aggregate import soft_aggregate
+from components.model.blocks import FeatureFusionBlock, ResBlock, UpsampleBlock
+from components.model.memory import l2_affinity, read_memory, softmax_affinity
+from components.model.resnet import ResNetTrunk
+from components.model.weights import load_trunk_weights
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class KeyFeatures:
+    """What the key encoder gives for a batch of frames; `key` is the 64-d matching key."""
+
+    key: torch.Tensor  # N, Ck, H/16, W/16
+    f16: torch.Tensor  # N, C16, H/16, W/16
+    f8: torch.Tensor  # N, C8, H/8, W/8
+    f4: torch.Tensor  # N, C4, H/4, W/4
+
+
+class ValueEncoder(nn.Module):
+    """ResNet on RGB + target mask (+ other-objects mask), fused with the key encoder's f16."""
+
+    def __init__(self, arch: str, width: int, mask_channels: int, key_f16_channels: int, value_dim: int) -> None:
+        super().__init__()
+        self.mask_channels = mask_channels
+        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width)
+        self.fusion = FeatureFusionBlock(key_f16_channels + self.trunk.channels[2], value_dim)
+
+    def forward(self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """image: N,3,H,W (normalised); key_f16: N,C,h,w; masks: N,O,H,W  ->  values N,O,Cv,h,w."""
+        n, o = masks.shape[:2]
+        target = masks.reshape(n * o, 1, *masks.shape[-2:])
+        inputs = [image.repeat_interleave(o, dim=0), target]
+        if self.mask_channels == 2:
+            others = (masks.sum(dim=1, keepdim=True) - masks).clamp(0, 1)
+            inputs.append(others.reshape(n * o, 1, *masks.shape[-2:]))
+        elif o != 1:
+            raise ValueError(f"a single-object value encoder got {o} objects")
+        f16 = self.trunk(torch.cat(inputs, dim=1)).f16
+        fused = self.fusion(torch.cat([key_f16.repeat_interleave(o, dim=0), f16], dim=1))
+        return fused.view(n, o, *fused.shape[1:])
+
+
+class Decoder(nn.Module):
+    """Memory readout + query f16 -> stride 16 -> 8 -> 4 -> one logit map per object at full size."""
+
+    def __init__(self, channels: tuple[int, int, int], value_dim: int, dims: tuple[int, int, int], entry: str) -> None:
+        super().__init__()
+        c4, c8, c16 = channels
+        d16, d8, d4 = dims
+        if entry == "fusion":  # released correspondence code: FeatureFusionBlock on [f16, readout]
+            self.key_comp = None
+            self.fuse = FeatureFusionBlock(c16 + value_dim, d16)
+        else:  # original STCN: 3x3 key compression, concatenation, one ResBlock
+            self.key_comp = nn.Conv2d(c16, value_dim, 3, padding=1)
+            self.fuse = ResBlock(2 * value_dim, d16)
+        self.up_16_8 = UpsampleBlock(c8, d16, d8)
+        self.up_8_4 = UpsampleBlock(c4, d8, d4)
+        self.pred = nn.Conv2d(d4, 1, 3, padding=1)
+
+    def forward(self, features: KeyFeatures, readout: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+        """readout: N,O,Cv,h,w  ->  object logits N,O,H,W."""
+        n, o = readout.shape[:2]
+        query = features.f16 if self.key_comp is None else self.key_comp(features.f16)
+        x = torch.cat([query.repeat_interleave(o, dim=0), readout.flatten(0, 1)], dim=1)
+        x = self.fuse(x)
+        x = self.up_16_8(features.f8.repeat_interleave(o, dim=0), x)
+        x = self.up_8_4(features.f4.repeat_interleave(o, dim=0), x)
+        x = self.pred(F.relu(x))
+        x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False)
+        return x.view(n, o, *out_size)
+
+
+class STCN(nn.Module):
+    """The inference network: encode keys and values, read memory, decode, aggregate objects."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width)
+        c16 = self.key_encoder.channels[2]
+        self.key_proj = nn.Conv2d(c16, config.key_dim, 3, padding=1)
+        nn.init.orthogonal_(self.key_proj.weight)
+        nn.init.zeros_(self.key_proj.bias)
+        mask_channels = 1 if config.single_object else 2
+        self.value_encoder = ValueEncoder(
+            config.value_backbone, config.backbone_width, mask_channels, c16, config.value_dim
+        )
+        self.decoder = Decoder(self.key_encoder.channels, config.value_dim, config.decoder_dims, config.decoder_entry)
+        weights = config.backbone_weights
+        if weights.key_encoder:
+            load_trunk_weights(self.key_encoder, weights.key_encoder)
+        if weights.value_encoder:
+            load_trunk_weights(self.value_encoder.trunk, weights.value_encoder)
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> ImageNet-normalised input."""
+        return (frames - self.pixel_mean.to(frames.dtype)) / self.pixel_std.to(frames.dtype)
+
+    def encode_key(self, frames: torch.Tensor) -> KeyFeatures:
+        """frames: N,3,H,W in [0, 1] with H, W multiples of 16."""
+        feats = self.key_encoder(self.normalise(frames))
+        return KeyFeatures(key=self.key_proj(feats.f16), f16=feats.f16, f8=feats.f8, f4=feats.f4)
+
+    def encode_value(self, frames: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """frames: N,3,H,W; key_f16: N,C16,h,w; masks: N,O,H,W soft or hard  ->  values N,O,Cv,h,w."""
+        return self.value_encoder(self.normalise(frames), key_f16, masks.to(frames.dtype))
+
+    def read(
+        self, memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor, top_k: int | None = None
+    ) -> torch.Tensor:
+        """memory_keys: B,Ck,T,h,w; memory_values: B,O,Cv,T,h,w; query_key: B,Ck,h,w -> readout B,O,Cv,h,w."""
+        affinity = softmax_affinity(l2_affinity(memory_keys, query_key), top_k)
+        return read_memory(affinity, memory_values)
+
+    def segment(
+        self, features: KeyFeatures, readout: torch.Tensor, selector: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode every object and aggregate: (logits B,O+1,H,W over {bg, objects}, object probs B,O,H,W)."""
+        out_size = (features.f4.shape[-2] * 4, features.f4.shape[-1] * 4)
+        object_probs = torch.sigmoid(self.decoder(features, readout, out_size))
+        if selector is not None:
+            object_probs = object_probs * selector[:, :, None, None].to(object_probs.dtype)
+        return soft_aggregate(object_probs), object_probs
