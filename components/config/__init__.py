@@ -6,6 +6,7 @@ from components.config.schema import (
     MODEL_PRESETS,
     BackboneWeights,
     CorrvosConfig,
+    InferenceConfig,
     LossConfig,
     ModelConfig,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "MODEL_PRESETS",
     "BackboneWeights",
     "CorrvosConfig",
+    "InferenceConfig",
     "LossConfig",
     "ModelConfig",
     "apply_overrides",

@@ -101,8 +101,31 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """Propagation settings (METHOD_REFERENCE §5.1 "Inference", §6); defaults are STCN's DAVIS ones."""
+
+    memory_every: int = 5
+    top_k: int | None = 20
+    include_last: bool = False
+    max_memory_frames: int | None = None
+    max_short_side: int | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.memory_every < 1:
+            raise ValueError("inference.memory_every must be >= 1")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("inference.top_k must be >= 1 (or null for the full softmax)")
+        if self.max_memory_frames is not None and self.max_memory_frames < 2:
+            raise ValueError("inference.max_memory_frames must be >= 2 (the first frame and one more)")
+        if self.max_short_side is not None and self.max_short_side < 16:
+            raise ValueError("inference.max_short_side must be >= 16")
+
+
+@dataclass(frozen=True)
 class CorrvosConfig:
     """The whole config file."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)

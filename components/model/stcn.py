@@ -140,4 +140,5 @@ class STCN(nn.Module):
         object_probs = torch.sigmoid(self.decoder(features, readout, out_size))
         if selector is not None:
             object_probs = object_probs * selector[:, :, None, None].to(object_probs.dtype)
-        return soft_aggregate(object_probs), object_probs
+        # aggregation in fp32: its 1e-7 clamp does not survive bf16
+        return soft_aggregate(object_probs.float()), object_probs

@@ -1,0 +1,7 @@
+"""Semi-supervised propagation: first-frame masks in, a label map per frame out."""
+
+from components.inference.frames import FrameGeometry
+from components.inference.memory_store import MemoryStore
+from components.inference.propagate import PropagationResult, VideoPropagator
+
+__all__ = ["FrameGeometry", "MemoryStore", "PropagationResult", "VideoPropagator"]

@@ -1,0 +1,52 @@
+"""Frame geometry for inference: optional down-scaling of the short side, padding to a multiple of 16."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """How a video's frames map to the network's grid and back."""
+
+    height: int  # original
+    width: int
+    inner_height: int  # after the short-side cap, before padding
+    inner_width: int
+    pad: tuple[int, int, int, int]  # left, right, top, bottom
+
+    @classmethod
+    def for_size(cls, height: int, width: int, max_short_side: int | None = None, multiple: int = 16) -> "FrameGeometry":
+        scale = 1.0
+        if max_short_side is not None and min(height, width) > max_short_side:
+            scale = max_short_side / min(height, width)
+        inner_h, inner_w = max(round(height * scale), 1), max(round(width * scale), 1)
+        pad_h, pad_w = (-inner_h) % multiple, (-inner_w) % multiple
+        pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        return cls(height, width, inner_h, inner_w, pad)
+
+    def frame_to_tensor(self, frame: np.ndarray, device: torch.device) -> torch.Tensor:
+        """H,W,3 uint8 RGB -> 1,3,H',W' float in [0,1], resized (area) and padded."""
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float() / 255.0
+        if (self.inner_height, self.inner_width) != (self.height, self.width):
+            x = F.interpolate(x, size=(self.inner_height, self.inner_width), mode="area")
+        return F.pad(x, self.pad, mode="replicate")
+
+    def masks_to_tensor(self, masks: torch.Tensor) -> torch.Tensor:
+        """N,H,W float masks at original size -> 1,N,H',W' on the padded grid (zero padding)."""
+        x = masks[None].float()
+        if (self.inner_height, self.inner_width) != (self.height, self.width):
+            x = F.interpolate(x, size=(self.inner_height, self.inner_width), mode="area")
+        return F.pad(x, self.pad)
+
+    def probs_to_original(self, probs: torch.Tensor) -> torch.Tensor:
+        """1,C,H',W' on the padded grid -> 1,C,H,W at the original size (un-pad, bilinear resize)."""
+        left, right, top, bottom = self.pad
+        x = probs[:, :, top : probs.shape[2] - bottom, left : probs.shape[3] - right]
+        if x.shape[-2:] != (self.height, self.width):
+            x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
+        return x

@@ -1,0 +1,167 @@
+"""STCN propagation (METHOD_REFERENCE §5.1 "Inference"): the first masks start the memory, every
+`memory_every`-th frame is added with its predicted masks, each frame reads memory with top-k.
+
+Frames are H,W,3 uint8 RGB arrays; annotations map a frame index to an H,W label map whose
+non-zero values are object ids (255 = void, ignored). Objects join at the frame of their first mask.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from components.config.schema import InferenceConfig
+from components.errors import DataError
+from components.inference.frames import FrameGeometry
+from components.inference.memory_store import MemoryEntry, MemoryStore
+from components.model.stcn import STCN
+
+VOID = 255
+
+
+@dataclass
+class PropagationResult:
+    labels: list[np.ndarray]  # one H,W label map per frame (object ids, 0 = background)
+    object_ids: list[int]
+    memory_frames: list[int]  # every frame that entered the memory, in order
+    compute_seconds: float  # model time, I/O excluded
+    frame_count: int = field(default=0)
+
+    @property
+    def fps(self) -> float:
+        return self.frame_count / self.compute_seconds if self.compute_seconds > 0 else float("nan")
+
+
+class VideoPropagator:
+    """Runs one video at a time through an inference network with a bounded memory."""
+
+    def __init__(self, model: STCN, config: InferenceConfig, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.config = config
+
+    def _autocast(self):
+        wants_bf16 = self.config.precision == "bf16" or (
+            self.config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        )
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if wants_bf16 else nullcontext()
+
+    def propagate(
+        self, frames: Iterable[np.ndarray], annotations: Mapping[int, np.ndarray], progress: bool = False
+    ) -> PropagationResult:
+        """Segment every frame; returns all label maps and timing."""
+        state = _VideoState(memory=MemoryStore(self.config.max_memory_frames))
+        labels = [lab for lab in self.iter_labels(frames, annotations, state, progress)]
+        return PropagationResult(labels, state.object_ids, state.memory_frames, state.seconds, len(labels))
+
+    def iter_labels(
+        self,
+        frames: Iterable[np.ndarray],
+        annotations: Mapping[int, np.ndarray],
+        state: "_VideoState | None" = None,
+        progress: bool = False,
+    ) -> Iterator[np.ndarray]:
+        """Yield one label map per frame as soon as it is computed (streams long videos)."""
+        state = state or _VideoState(memory=MemoryStore(self.config.max_memory_frames))
+        if not annotations:
+            raise DataError("no annotated frame: propagation needs at least the first frame's mask")
+        bar = tqdm(frames, desc="propagate", unit="frame", disable=not progress)
+        with torch.inference_mode(), self._autocast():
+            for index, frame in enumerate(bar):
+                if state.geometry is None:
+                    state.geometry = FrameGeometry.for_size(frame.shape[0], frame.shape[1], self.config.max_short_side)
+                elif frame.shape[:2] != (state.geometry.height, state.geometry.width):
+                    raise DataError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video is "
+                                     f"{state.geometry.width}x{state.geometry.height}")
+                start = time.perf_counter()
+                label = self._step(index, frame, annotations.get(index), state)
+                state.seconds += time.perf_counter() - start
+                yield label
+
+    def _step(self, index: int, frame: np.ndarray, annotation: np.ndarray | None, state: "_VideoState") -> np.ndarray:
+        geometry = state.geometry
+        x = geometry.frame_to_tensor(frame, self.device)
+        features = self.model.encode_key(x)
+        object_probs = self._predict(features, state)  # 1, O, H', W' on the padded grid (may be O = 0)
+        joined = False
+        if annotation is not None:
+            object_probs, joined = self._apply_annotation(index, annotation, object_probs, state)
+        if not state.object_ids:
+            return np.zeros((geometry.height, geometry.width), dtype=np.uint8)
+        is_memory = joined or index % self.config.memory_every == 0
+        if is_memory or self.config.include_last:
+            values = self.model.encode_value(x, features.f16, object_probs)
+            entry = MemoryEntry(index, features.key, values, permanent=joined)
+            if is_memory:
+                state.memory.add(index, features.key, values, permanent=joined)
+                state.memory_frames.append(index)
+                state.last = None
+            else:
+                state.last = entry
+        probs = self._with_background(object_probs)
+        full = geometry.probs_to_original(probs.float())
+        ids = np.asarray([0] + state.object_ids, dtype=np.int64)
+        label = ids[full[0].argmax(dim=0).cpu().numpy()]
+        return label.astype(np.uint8 if ids.max() < 256 else np.uint16)
+
+    def _predict(self, features, state: "_VideoState") -> torch.Tensor:
+        """Read memory per object group and decode all objects together."""
+        count = len(state.object_ids)
+        h, w = features.f4.shape[-2] * 4, features.f4.shape[-1] * 4
+        if count == 0:
+            return torch.zeros(1, 0, h, w, device=self.device)
+        store = state.memory
+        if state.last is not None and self.config.include_last:
+            store = MemoryStore(None, [*state.memory.entries, state.last])
+        readout = None
+        for slots, keys, values in store.groups(state.join_frames):
+            part = self.model.read(keys, values, features.key, self.config.top_k)
+            if readout is None:
+                readout = part.new_zeros(1, count, *part.shape[2:])
+            readout[:, slots] = part
+        logits, _ = self.model.segment(features, readout)
+        return torch.softmax(logits, dim=1)[:, 1:]
+
+    def _apply_annotation(
+        self, index: int, annotation: np.ndarray, predicted: torch.Tensor, state: "_VideoState"
+    ) -> tuple[torch.Tensor, bool]:
+        """Given masks override predictions where they label a pixel; new ids join the video."""
+        geometry = state.geometry
+        if annotation.shape[:2] != (geometry.height, geometry.width):
+            raise DataError(f"mask of frame {index} is {annotation.shape[1]}x{annotation.shape[0]}, "
+                             f"the frame is {geometry.width}x{geometry.height}")
+        present = [int(v) for v in np.unique(annotation) if v not in (0, VOID)]
+        new_ids = [v for v in present if v not in state.object_ids]
+        state.object_ids.extend(new_ids)
+        state.join_frames.extend([index] * len(new_ids))
+        ids = torch.as_tensor(state.object_ids, device=self.device)
+        given = torch.from_numpy(annotation.astype(np.int64)).to(self.device)
+        onehot = geometry.masks_to_tensor((given[None] == ids[:, None, None]).float())  # 1, O, H', W'
+        labelled = geometry.masks_to_tensor((given > 0).float()[None] * (given != VOID).float()[None])
+        previous = torch.zeros_like(onehot)
+        previous[:, : predicted.shape[1]] = predicted.to(onehot.dtype)
+        if index == 0 or not predicted.shape[1]:
+            return onehot, bool(new_ids)
+        return previous * (1 - labelled) + onehot, bool(new_ids)
+
+    @staticmethod
+    def _with_background(object_probs: torch.Tensor) -> torch.Tensor:
+        background = (1 - object_probs.sum(dim=1, keepdim=True)).clamp(min=0)
+        return torch.cat([background, object_probs], dim=1)
+
+
+@dataclass
+class _VideoState:
+    memory: MemoryStore
+    object_ids: list[int] = field(default_factory=list)
+    join_frames: list[int] = field(default_factory=list)
+    memory_frames: list[int] = field(default_factory=list)
+    geometry: FrameGeometry | None = None
+    last: MemoryEntry | None = None
+    seconds: float = 0.0
