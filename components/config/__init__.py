@@ -9,6 +9,9 @@ from components.config.schema import (
     InferenceConfig,
     LossConfig,
     ModelConfig,
+    StageConfig,
+    StorageConfig,
+    TrackingConfig,
 )
 
 __all__ = [
@@ -19,6 +22,9 @@ __all__ = [
     "InferenceConfig",
     "LossConfig",
     "ModelConfig",
+    "StageConfig",
+    "StorageConfig",
+    "TrackingConfig",
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",

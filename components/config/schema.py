@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from components.data.config import DataConfig
+
 
 @dataclass(frozen=True)
 class BackboneWeights:
@@ -122,6 +124,79 @@ class InferenceConfig:
             raise ValueError("inference.max_short_side must be >= 16")
 
 
+STAGE_PRESETS: dict[str, dict[str, Any]] = {
+    # The correspondence repo's stage 0 / stage 3 (METHOD_REFERENCE §4.1): 8 clips per GPU on 2 GPUs,
+    # AdamW with layer-wise groups, lr 5e-5 dropped x0.1 at 250K/300K and 125K/150K.
+    "stcn-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (0.8333,),
+                "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
+    "stcn-s3": {"iterations": 150_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (0.8333,),
+                "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
+    # Original STCN (hkchengrex/STCN util/hyper_para.py): Adam, one lr, 2 GPUs.
+    "stcn-original-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (0.5,),
+                         "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
+    "stcn-original-s3": {"iterations": 150_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (0.8333,),
+                         "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
+    # Minutes on a 2-core CPU with the `small` model and synthetic videos.
+    "demo": {"iterations": 300, "batch_size": 4, "learning_rate": 1e-3, "lr_drop_at": (0.8,),
+             "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": False, "checkpoint_every": 100,
+             "log_every": 10, "image_every": 100},
+}
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage (pretrain or train): schedule, optimiser, workers, durability."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = STAGE_PRESETS
+
+    preset: str = "demo"
+    iterations: int = 300
+    batch_size: int = 4  # global, over all workers
+    learning_rate: float = 1e-3
+    lr_drop_at: tuple[float, ...] = (0.8,)  # progress fractions
+    lr_gamma: float = 0.1
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    weight_decay: float = 1e-7
+    layerwise_lr: bool = False
+    grad_clip: float | None = 3.0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = 14159265
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    max_failures: int = 2
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    image_every: int = 100
+    fail_at_step: int | None = None  # fault injection for tests: rank 0 raises once at this step
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch_size < 1 or self.num_workers < 1:
+            raise ValueError("iterations, batch_size and num_workers must be >= 1")
+        if self.batch_size % self.num_workers:
+            raise ValueError(f"batch_size {self.batch_size} must divide evenly over {self.num_workers} workers")
+        if self.checkpoint_every < 1 or self.log_every < 1 or self.image_every < 1 or self.keep_checkpoints < 1:
+            raise ValueError("checkpoint_every, log_every, image_every and keep_checkpoints must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow: a local SQLite store by default, an http:// tracking server on clusters."""
+
+    mlflow_uri: str = "sqlite:///runs/mlflow.db"
+    experiment: str = "corrvos"
+    registered_model: str = "corrvos-stcn"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where every stage writes: a local folder or an fsspec URI such as s3://bucket/prefix."""
+
+    root: str = "runs"
+    options: dict[str, Any] = field(default_factory=dict)  # fsspec storage options (never logged)
+
+
 @dataclass(frozen=True)
 class CorrvosConfig:
     """The whole config file."""
@@ -129,3 +204,8 @@ class CorrvosConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    train: StageConfig = field(default_factory=StageConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
