@@ -28,6 +28,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "key_dim": 64,
         "value_dim": 512,
         "decoder_dims": (512, 256, 256),
+        "batchnorm": "frozen",
     },
     # Small enough to train on a 2-core CPU: ResNet-18 keys, half-width trunks, 128-d values.
     "small": {
@@ -37,13 +38,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "key_dim": 64,
         "value_dim": 128,
         "decoder_dims": (128, 64, 64),
+        "batchnorm": "batch",  # trained from scratch on a CPU: frozen BN at init would be no normalisation
     },
 }
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network shape. `decoder_entry`: `fusion` = released correspondence code, `stcn` = original."""
+    """Network shape. `decoder_entry`: `fusion` = released correspondence code, `stcn` = original.
+
+    `batchnorm: frozen` is STCN's (ImageNet-initialised trunks); `batch` uses batch statistics in
+    training, for trunks trained from scratch.
+    """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = MODEL_PRESETS
 
@@ -56,6 +62,7 @@ class ModelConfig:
     value_dim: int = 512
     decoder_dims: tuple[int, int, int] = (512, 256, 256)
     decoder_entry: Literal["fusion", "stcn"] = "fusion"
+    batchnorm: Literal["frozen", "batch"] = "frozen"
     head_dim: int = 64
     single_object: bool = False
     backbone_weights: BackboneWeights = field(default_factory=BackboneWeights)

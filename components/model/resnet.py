@@ -1,5 +1,9 @@
 """ResNet-18/50 trunks with torchvision's parameter names, frozen BatchNorm, up to layer3.
 
+BatchNorm is frozen (STCN's convention for ImageNet-initialised trunks) unless `norm="batch"`:
+a frozen BatchNorm at random initialisation is the identity, i.e. a network with no
+normalisation at all, which trains poorly from scratch (the CPU `small` preset uses "batch").
+
 Keeping torchvision's names (`conv1`, `bn1`, `layer1.0.conv1`, `layer1.0.downsample.0`, ...) lets a
 user load an ImageNet state dict they already have; nothing is downloaded. `width` scales every
 stage (64 = torchvision) so small CPU presets can share the code. `in_channels` > 3 adds mask
@@ -44,15 +48,19 @@ def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
 
 
+NORMS: dict[str, type[nn.Module]] = {"frozen": FrozenBatchNorm2d, "batch": nn.BatchNorm2d}
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None,
+                 norm: type[nn.Module] = FrozenBatchNorm2d) -> None:
         super().__init__()
         self.conv1 = _conv3x3(in_ch, width, stride)
-        self.bn1 = FrozenBatchNorm2d(width)
+        self.bn1 = norm(width)
         self.conv2 = _conv3x3(width, width)
-        self.bn2 = FrozenBatchNorm2d(width)
+        self.bn2 = norm(width)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -68,14 +76,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None,
+                 norm: type[nn.Module] = FrozenBatchNorm2d) -> None:
         super().__init__()
         self.conv1 = _conv1x1(in_ch, width)
-        self.bn1 = FrozenBatchNorm2d(width)
+        self.bn1 = norm(width)
         self.conv2 = _conv3x3(width, width, stride)
-        self.bn2 = FrozenBatchNorm2d(width)
+        self.bn2 = norm(width)
         self.conv3 = _conv1x1(width, width * self.expansion)
-        self.bn3 = FrozenBatchNorm2d(width * self.expansion)
+        self.bn3 = norm(width * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -103,14 +112,15 @@ class TrunkFeatures:
 class ResNetTrunk(nn.Module):
     """A ResNet cut after layer3 (stride 16); returns the stride-4, -8 and -16 feature maps."""
 
-    def __init__(self, arch: str = "resnet50", in_channels: int = 3, width: int = 64) -> None:
+    def __init__(self, arch: str = "resnet50", in_channels: int = 3, width: int = 64, norm: str = "frozen") -> None:
         super().__init__()
         if arch not in _ARCHITECTURES:
             raise ValueError(f"unknown backbone {arch!r} (choose from {sorted(_ARCHITECTURES)})")
         block, depths = _ARCHITECTURES[arch]
         self.arch, self.in_channels, self.width = arch, in_channels, width
+        self._norm = NORMS[norm]
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = FrozenBatchNorm2d(width)
+        self.bn1 = self._norm(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self._in = width
@@ -124,10 +134,10 @@ class ResNetTrunk(nn.Module):
         downsample = None
         out_ch = width * block.expansion
         if stride != 1 or self._in != out_ch:
-            downsample = nn.Sequential(_conv1x1(self._in, out_ch, stride), FrozenBatchNorm2d(out_ch))
-        layers = [block(self._in, width, stride, downsample)]
+            downsample = nn.Sequential(_conv1x1(self._in, out_ch, stride), self._norm(out_ch))
+        layers = [block(self._in, width, stride, downsample, norm=self._norm)]
         self._in = out_ch
-        layers += [block(self._in, width) for _ in range(depth - 1)]
+        layers += [block(self._in, width, norm=self._norm) for _ in range(depth - 1)]
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:

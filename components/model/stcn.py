@@ -37,10 +37,11 @@ class KeyFeatures:
 class ValueEncoder(nn.Module):
     """ResNet on RGB + target mask (+ other-objects mask), fused with the key encoder's f16."""
 
-    def __init__(self, arch: str, width: int, mask_channels: int, key_f16_channels: int, value_dim: int) -> None:
+    def __init__(self, arch: str, width: int, mask_channels: int, key_f16_channels: int, value_dim: int,
+                 norm: str = "frozen") -> None:
         super().__init__()
         self.mask_channels = mask_channels
-        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width)
+        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width, norm=norm)
         self.fusion = FeatureFusionBlock(key_f16_channels + self.trunk.channels[2], value_dim)
 
     def forward(self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -96,14 +97,14 @@ class STCN(nn.Module):
         self.config = config
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width)
+        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width, norm=config.batchnorm)
         c16 = self.key_encoder.channels[2]
         self.key_proj = nn.Conv2d(c16, config.key_dim, 3, padding=1)
         nn.init.orthogonal_(self.key_proj.weight)
         nn.init.zeros_(self.key_proj.bias)
         mask_channels = 1 if config.single_object else 2
         self.value_encoder = ValueEncoder(
-            config.value_backbone, config.backbone_width, mask_channels, c16, config.value_dim
+            config.value_backbone, config.backbone_width, mask_channels, c16, config.value_dim, config.batchnorm
         )
         self.decoder = Decoder(self.key_encoder.channels, config.value_dim, config.decoder_dims, config.decoder_entry)
         weights = config.backbone_weights

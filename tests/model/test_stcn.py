@@ -70,8 +70,8 @@ def test_single_object_value_encoder_takes_one_mask_channel():
         model.encode_value(frames, feats.f16, torch.rand(1, 2, 32, 32))
 
 
-def test_batchnorm_is_frozen_in_training_mode(small_config):
-    model = STCNTrainWrapper(small_config).train()
+def test_batchnorm_is_frozen_in_training_mode():
+    model = STCNTrainWrapper(config_from_dict(ModelConfig, {"preset": "small", "batchnorm": "frozen"})).train()
     bn = model.key_encoder.bn1
     assert isinstance(bn, FrozenBatchNorm2d)
     before = bn.running_mean.clone(), bn.running_var.clone()
@@ -86,6 +86,24 @@ def test_batchnorm_is_frozen_in_training_mode(small_config):
     with torch.no_grad():
         b = model(batch, with_correspondence=False)["logits"]
     assert torch.allclose(a, b)  # no train/eval difference anywhere
+
+
+def test_batch_statistics_option_updates_running_stats_only_in_training(small_config):
+    assert small_config.batchnorm == "batch"
+    assert STCN(config_from_dict(ModelConfig, {"preset": "stcn"})).config.batchnorm == "frozen"
+    model = STCNTrainWrapper(small_config).train()
+    bn = model.key_encoder.bn1
+    assert isinstance(bn, torch.nn.BatchNorm2d)
+    before = bn.running_mean.clone()
+    batch = random_clip_batch(2, 3, 64, 2)
+    model(batch, with_correspondence=False)
+    assert not torch.equal(bn.running_mean, before)
+    model.eval()
+    frozen = bn.running_mean.clone()
+    with torch.no_grad():
+        model(batch, with_correspondence=False)
+    assert torch.equal(bn.running_mean, frozen)
+    assert set(STCN(small_config).state_dict()) == set(model.inference_state_dict())
 
 
 def _torchvision_style_state(arch: str, width: int = 64) -> dict:

@@ -1,0 +1,65 @@
+"""Optimiser, parameter groups and the learning-rate schedule of a training stage.
+
+The layer-wise groups are the correspondence repo's (METHOD_REFERENCE §4.1): encoder stems, the
+key encoder's layer1 and the value encoder's fusion block at 0.2x, encoder layer2/layer3 at 0.4x,
+the rest (key projection, head g, decoder) at 1x. Groups are chosen by parameter-name pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+
+import torch
+from torch import nn
+
+LAYERWISE_RULES: tuple[tuple[str, float], ...] = (
+    (r"^(key_encoder|value_encoder\.trunk)\.(layer2|layer3)\.", 0.4),
+    (r"^(key_encoder|value_encoder\.trunk)\.", 0.2),
+    (r"^value_encoder\.fusion\.", 0.2),
+)
+
+
+def lr_multiplier(name: str, layerwise: bool) -> float:
+    """The multiplier of the base learning rate for parameter `name` (first matching rule wins)."""
+    if layerwise:
+        for pattern, multiplier in LAYERWISE_RULES:
+            if re.match(pattern, name):
+                return multiplier
+    return 1.0
+
+
+def parameter_groups(model: nn.Module, base_lr: float, layerwise: bool) -> list[dict]:
+    """One optimiser group per distinct multiplier; each group remembers its multiplier."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups.setdefault(lr_multiplier(_strip_wrappers(name), layerwise), []).append(param)
+    return [{"params": params, "lr": base_lr * m, "lr_multiplier": m} for m, params in sorted(groups.items())]
+
+
+def build_optimizer(model: nn.Module, kind: str, base_lr: float, weight_decay: float, layerwise: bool) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, base_lr, layerwise)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=base_lr, weight_decay=weight_decay)
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {kind!r}")
+
+
+def learning_rate_at(progress: float, base_lr: float, drop_at: tuple[float, ...], gamma: float) -> float:
+    """Multi-step schedule by progress fraction: base_lr * gamma ** (number of drops passed)."""
+    return base_lr * gamma ** bisect_right(sorted(drop_at), progress)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_multiplier", 1.0)
+
+
+def _strip_wrappers(name: str) -> str:
+    """DDP and torch.compile prefix parameter names; the rules match the bare model's names."""
+    for prefix in ("module.", "_orig_mod."):
+        while name.startswith(prefix):
+            name = name[len(prefix):]
+    return name

@@ -1,0 +1,55 @@
+"""One optimisation step: forward over both views, the loss dict, backward, clipping, update."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from components.config.schema import LossConfig
+from components.losses import compute_losses
+from components.training.batch import ClipBatch
+from components.training.guard import check_finite
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast on GPUs that support it (or when asked), otherwise full precision."""
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+
+
+def training_step(
+    model: nn.Module,
+    batch: ClipBatch,
+    loss_config: LossConfig,
+    progress: float,
+    optimizer: torch.optim.Optimizer,
+    *,
+    step: int,
+    precision: str = "auto",
+    grad_clip: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Run one step; returns (loss terms and grad norm as floats, the model outputs for previews).
+
+    Raises `NonFiniteLossError` before the update when any term is NaN or infinite, so the
+    weights stay those of the last good step.
+    """
+    device = batch.frames.device
+    with autocast_for(device, precision):
+        outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
+    terms = compute_losses(outputs, batch, loss_config, progress, generator)
+    values = check_finite(terms, step)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf"))
+    values["grad_norm"] = float(norm)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        check_finite({"grad_norm": norm}, step)
+    optimizer.step()
+    return values, outputs

@@ -1,0 +1,82 @@
+"""A training stage inside its own MLflow run: params, tags, previews, loss curves, final weights.
+
+Only this driver and rank 0 of the workers log; both address the run by id. Storage credentials
+never reach MLflow (`pipelines.tracking.flatten_config` drops `storage.options`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from components.config import CorrvosConfig, config_to_dict
+from components.storage import read_bytes
+from components.training.curves import plot_curves
+from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, flatten_config, resolve_tracking_uri
+from pipelines.training.stage import dataset_version, run_training_stage
+from pipelines.versioning import code_version
+
+CURVE_KEYS = ("total", "seg", "dice", "pcl", "cross_view", "ocl", "lambda", "lr", "grad_norm", "samples_per_s")
+
+
+def start_stage_run(config: CorrvosConfig, stage_name: str, parent_run_id: str | None = None,
+                    run_id: str | None = None) -> tuple[str, str]:
+    """Create (or reuse, when `run_id` is given) the stage's MLflow run; returns (tracking_uri, run_id)."""
+    tracking_uri = resolve_tracking_uri(config.tracking.mlflow_uri)
+    client = MlflowClient(tracking_uri)
+    if run_id is not None:
+        return tracking_uri, run_id
+    experiment = ensure_experiment(client, config.tracking.experiment, default_artifact_root(tracking_uri, config.storage.root))
+    tags = {"corrvos.stage": stage_name}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment, run_name=stage_name, tags=tags)
+    return tracking_uri, run.info.run_id
+
+
+def run_tracked_training_stage(
+    config: CorrvosConfig,
+    stage_name: str,
+    datasets: list[str],
+    output_uri: str,
+    init_weights: str | None = None,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, str]:
+    """Run the stage inside an MLflow run; returns the stage outputs plus `mlflow_run_id`."""
+    tracking_uri, run_id = start_stage_run(config, stage_name, parent_run_id, run_id)
+    logger = RunLogger(tracking_uri, run_id)
+    stage = getattr(config, stage_name)
+    resolved = config_to_dict(config)
+    resolved["storage"]["options"] = {}
+    logger.log_params({k: v for k, v in flatten_config(resolved).items()
+                       if k.startswith((f"{stage_name}.", "model.", "loss.", "data."))})
+    logger.set_tags({
+        "corrvos.dataset_version": dataset_version(datasets, config.storage.options),
+        "corrvos.code_version": code_version(),
+        "corrvos.preset": f"model={config.model.preset} loss={config.loss.preset} stage={stage.preset}",
+    })
+    import yaml
+
+    logger.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
+    client = MlflowClient(tracking_uri)
+    try:
+        outputs = run_training_stage(config, stage_name, datasets, output_uri, init_weights, tracking_uri, run_id)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder, "model.pt")
+        weights.write_bytes(read_bytes(outputs["model"]))
+        logger.log_file(weights, "model")
+        curves = {}
+        for key in CURVE_KEYS:
+            history = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+            if history:
+                curves[key] = ([m.step for m in history], [m.value for m in history])
+        if curves:
+            logger.log_file(plot_curves(curves, Path(folder, "loss_curves.png"), f"{stage_name} ({config.loss.preset})"))
+    client.set_terminated(run_id, status="FINISHED")
+    return {**outputs, "mlflow_run_id": run_id}

@@ -1,0 +1,171 @@
+"""The training function: the whole contract with Ray Train, the same on 1 CPU worker or N GPUs.
+
+It reads rank and world size from `ray.train.get_context()`, lets `ray.train.torch.prepare_model`
+wrap the model in DDP (Ray owns the process group), streams this worker's share of the datasets,
+and calls `ray.train.report(metrics, checkpoint)` every `checkpoint_every` steps. A restarted
+worker group (FailureConfig) or a restarted stage (same run name and storage) resumes from the
+latest checkpoint Ray hands back, with optimiser, step and RNG states.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+import fsspec
+import ray.train
+import ray.train.torch
+import torch
+
+from components.config import CorrvosConfig, StageConfig, config_from_dict
+from components.data.config import DataConfig
+from components.data.loader import ClipLoader
+from components.model import STCNTrainWrapper
+from components.model.checkpoint import load_inference_checkpoint
+from components.training.optim import build_optimizer, learning_rate_at, set_learning_rate
+from components.training.preview import prediction_grid
+from components.training.state import TrainingState, capture_rng, restore_rng
+from components.training.step import training_step
+from components.training.transfer import load_stage_weights
+from pipelines.tracking import RunLogger
+
+STATE_FILE = "state.pt"
+
+
+class InjectedFault(RuntimeError):
+    """Raised once, on purpose, by `fail_at_step` to prove recovery works."""
+
+
+def train_worker(payload: dict[str, Any]) -> None:
+    """Ray Train entry point. `payload`: config dict, stage name, dataset URIs, init weights, run ids."""
+    config = config_from_dict(CorrvosConfig, payload["config"])
+    stage_name: str = payload["stage"]
+    stage: StageConfig = getattr(config, stage_name)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, stage.cpus_per_worker))
+
+    model, optimizer, start_step = _build_and_restore(config, stage, payload, device)
+    total = stage.iterations
+    if start_step >= total:
+        return
+    loader = ClipLoader(
+        payload["datasets"], stage.batch_size // world, rank=rank, world_size=world, seed=stage.seed,
+        config=_data_config(config.data, payload), storage_options=config.storage.options,
+    )
+    logger = RunLogger(payload["tracking_uri"], payload["run_id"]) if rank == 0 and payload.get("run_id") else None
+    if logger and start_step > 0:
+        logger.log_metrics({"resumed_from_step": start_step}, step=start_step)
+    window: dict[str, list[float]] = {}
+    clock = time.perf_counter()
+    with loader:
+        for step, batch in enumerate(loader.iterate(total, start_step), start=start_step):
+            _maybe_inject_fault(stage, step, rank, payload.get("fault_marker"))
+            progress = step / total
+            lr = learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at, stage.lr_gamma)
+            set_learning_rate(optimizer, lr)
+            generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + rank * 7919 + step)
+            values, outputs = training_step(
+                model, batch.to(device), config.loss, progress, optimizer,
+                step=step, precision=stage.precision, grad_clip=stage.grad_clip, generator=generator,
+            )
+            for name, value in {**values, "lr": lr}.items():
+                window.setdefault(name, []).append(value)
+            done = step + 1
+            if logger and done % stage.image_every == 0:
+                logger.log_image(prediction_grid(batch, outputs["logits"]), f"previews/step-{done:07d}.png")
+            if done % stage.log_every == 0 or done % stage.checkpoint_every == 0 or done == total:
+                elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+                metrics = _summarise(window, len(window.get("total", [])), elapsed, stage.batch_size, device)
+                window = {}
+                if logger:
+                    logger.log_metrics(metrics, step=done)
+                if done % stage.checkpoint_every == 0 or done == total:
+                    _report(model, optimizer, config, stage, payload, done, rank, metrics)
+
+
+def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[str, Any], device: torch.device):
+    """Model (DDP-wrapped by Ray), optimiser, and the step to start from."""
+    torch.manual_seed(stage.seed)
+    model_config = config.model if payload["stage"] != "pretrain" else _single_object(config)
+    model = STCNTrainWrapper(model_config)
+    if not config.loss.uses_correspondence:
+        model.correspondence_head.requires_grad_(False)  # unused: keep DDP from waiting for its gradients
+    if payload.get("init_weights"):
+        initial, _ = load_inference_checkpoint(payload["init_weights"])
+        load_stage_weights(model, initial.state_dict())
+    optimizer = build_optimizer(model, stage.optimizer, stage.learning_rate, stage.weight_decay, stage.layerwise_lr)
+    start_step = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            with open(os.path.join(folder, STATE_FILE), "rb") as handle:
+                state = TrainingState.from_bytes(handle.read())
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        restore_rng(state.rng)
+        start_step = state.step
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False})
+    return model, optimizer, start_step
+
+
+def _single_object(config: CorrvosConfig):
+    from dataclasses import replace
+
+    return replace(config.model, single_object=True)
+
+
+def _data_config(data: DataConfig, payload: dict[str, Any]) -> DataConfig:
+    from dataclasses import replace
+
+    if payload["stage"] == "pretrain":
+        return replace(data, sampler=replace(data.sampler, max_objects=1))
+    return data
+
+
+def _summarise(window: dict[str, list[float]], steps: int, seconds: float, batch_size: int, device: torch.device) -> dict[str, float]:
+    metrics = {name: sum(v) / len(v) for name, v in window.items() if v}
+    metrics["samples_per_s"] = steps * batch_size / seconds if seconds > 0 else 0.0
+    if device.type == "cuda":
+        metrics["gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return metrics
+
+
+def _report(model, optimizer, config: CorrvosConfig, stage: StageConfig, payload: dict[str, Any],
+            step: int, rank: int, metrics: dict[str, float]) -> None:
+    """Every worker reports; rank 0 attaches the checkpoint (weights are identical across DDP ranks)."""
+    metrics = {**metrics, "step": step}
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    bare = model.module if hasattr(model, "module") else model
+    state = TrainingState(
+        step=step,
+        model={k: v.detach().cpu() for k, v in bare.state_dict().items()},
+        optimizer=optimizer.state_dict(),
+        rng=capture_rng(),
+        config=payload["config_public"],
+        dataset_version=payload.get("dataset_version", ""),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, STATE_FILE), "wb") as handle:
+            handle.write(state.to_bytes())
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder),
+                         checkpoint_dir_name=f"checkpoint-{step:08d}")
+
+
+def _maybe_inject_fault(stage: StageConfig, step: int, rank: int, marker: str | None) -> None:
+    """Raise once at `fail_at_step` on rank 0; a marker file on storage makes it happen only once."""
+    if stage.fail_at_step is None or step != stage.fail_at_step or rank != 0 or marker is None:
+        return
+    fs, path = fsspec.core.url_to_fs(marker)
+    if fs.exists(path):
+        return
+    fs.makedirs(os.path.dirname(path), exist_ok=True)
+    with fs.open(path, "wb") as handle:
+        handle.write(str(step).encode())
+    raise InjectedFault(f"fault injected at step {step} (train.fail_at_step)")

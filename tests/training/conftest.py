@@ -1,0 +1,38 @@
+"""Shared fixtures for the Ray Train tests: a tiny synthetic dataset and a local Ray."""
+
+import pytest
+import ray
+
+from components.config import CorrvosConfig, config_from_dict
+from components.data.config import IngestConfig
+from components.data.ingest import ingest
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("data") / "synthetic")
+    ingest("synthetic", "videos=6,frames=10,size=64,seed=0", out, IngestConfig(engine="threads"), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if ray.is_initialized():  # another module's cluster: start from a clean one
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def tiny_config(tmp_path, **stage) -> CorrvosConfig:
+    """`small` model, 64 px crops, a few iterations, MLflow in the test's folder."""
+    section = {"preset": "demo", "iterations": 6, "batch_size": 2, "checkpoint_every": 2, "log_every": 1,
+               "image_every": 3, "cpus_per_worker": 1, "max_failures": 1, **stage}
+    return config_from_dict(CorrvosConfig, {
+        "model": {"preset": "small"},
+        "data": {"augment": {"crop_size": 64}, "static_augment": {"crop_size": 64}, "loader": {"num_workers": 1}},
+        "pretrain": section,
+        "train": section,
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+        "storage": {"root": str(tmp_path / "runs")},
+    })
