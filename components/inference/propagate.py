@@ -20,6 +20,7 @@ from components.config.schema import InferenceConfig
 from components.errors import DataError
 from components.inference.frames import FrameGeometry
 from components.inference.memory_store import MemoryEntry, MemoryStore
+from components.inference.readout import read_memory_top_k
 from components.model.stcn import STCN
 
 VOID = 255
@@ -106,9 +107,14 @@ class VideoPropagator:
                 state.last = entry
         probs = self._with_background(object_probs)
         full = geometry.probs_to_original(probs.float())
-        ids = np.asarray([0] + state.object_ids, dtype=np.int64)
-        label = ids[full[0].argmax(dim=0).cpu().numpy()]
-        return label.astype(np.uint8 if ids.max() < 256 else np.uint16)
+        # max(dim).indices, not argmax: the same first-maximum index, but CPU argmax over the leading
+        # dim of a cropped view is not vectorised (64 ms vs 2 ms per 480p frame)
+        slot = full[0].max(dim=0).indices  # H, W: 0 background, k the k-th object
+        # ids are looked up where the tensor lives, so one byte per pixel (not eight) reaches the host
+        wide = max(state.object_ids) > 255
+        ids = torch.tensor([0, *state.object_ids], dtype=torch.int32 if wide else torch.uint8, device=slot.device)
+        label = ids[slot].cpu().numpy()
+        return label.astype(np.uint16) if wide else label
 
     def _predict(self, features, state: "_VideoState") -> torch.Tensor:
         """Read memory per object group and decode all objects together."""
@@ -121,7 +127,7 @@ class VideoPropagator:
             store = MemoryStore(None, [*state.memory.entries, state.last])
         readout = None
         for slots, keys, values in store.groups(state.join_frames):
-            part = self.model.read(keys, values, features.key, self.config.top_k)
+            part = read_memory_top_k(keys, values, features.key, self.config.top_k)  # = model.read, faster
             if readout is None:
                 readout = part.new_zeros(1, count, *part.shape[2:])
             readout[:, slots] = part

@@ -75,6 +75,7 @@ def test_killed_stage_resumes_instead_of_starting_over(tmp_path, tiny_dataset):
     runs = client.search_runs([client.get_experiment_by_name("corrvos").experiment_id], order_by=["attributes.start_time ASC"])
     assert len(runs) == 2
     resumed = client.get_metric_history(runs[1].info.run_id, "resumed_from_step")
-    assert resumed and resumed[0].value >= 4, "the second run started over instead of resuming"
+    # the newest checkpoint Ray had registered when the kill came: 2 or 4, never 0
+    assert resumed and resumed[0].value >= 2 and resumed[0].value % 2 == 0, "the second run started over instead of resuming"
     steps = [m.step for m in client.get_metric_history(runs[1].info.run_id, "total")]
     assert min(steps) > resumed[0].value and max(steps) == ITERATIONS

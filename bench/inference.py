@@ -1,0 +1,179 @@
+"""Frames per second of the propagation engine at 480p, against a straightforward per-frame loop.
+
+    python -m bench.inference                              # CPU: both presets, a few frames
+    python -m bench.inference --device cuda --frames 100   # GPU
+
+A synthetic single-object video (a textured ellipse drifting over a panning texture, 854x480 for
+--size 480) runs through randomly initialised `stcn` and `small` models: once with our engine
+(`VideoPropagator`, default `InferenceConfig`: memory every 5 frames, top-k 20) and once with the
+reference loop below (same model and precision, one object at a time through
+encode_value / read / decoder, full softmax over memory). Both time the model only (frames are
+already in memory; tensor conversion and the label's copy to the host are counted in both).
+Engine and reference alternate for a few rounds and the best FPS of each is kept. The last line
+is the ratio of the engine's FPS to the reference's, the worst over the presets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from components.config import InferenceConfig, ModelConfig, config_from_dict
+from components.inference import VideoPropagator
+from components.model import STCN
+
+CPU_FRAMES = {"stcn": 5, "small": 20}  # ~2 minutes on 2 idle cores: `stcn` runs at under 1 frame/s at 480p
+GPU_FRAMES = 100  # about a DAVIS sequence (memory grows to 20 frames)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--presets", default="stcn,small", help="comma-separated model presets")
+    parser.add_argument("--frames", type=int, help=f"frames timed per run (default on CPU: "
+                        f"{', '.join(f'{k} {v}' for k, v in CPU_FRAMES.items())}; on GPU: {GPU_FRAMES})")
+    parser.add_argument("--size", type=int, default=480, help="short side in pixels; the long side is 16:9")
+    parser.add_argument("--rounds", type=int, default=3, help="engine and reference run alternately this many "
+                        "times; the best FPS of each counts (robust to other load on the machine)")
+    parser.add_argument("--warmup", type=int, default=1, help="frames run untimed first, per preset")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def synthetic_video(frames: int, height: int, width: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """RGB frames of a textured ellipse moving over a panning texture, and frame 0's mask (object 1)."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (height + frames, width + 2 * frames, 3), dtype=np.uint8)
+    sprite = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    video, first = [], None
+    for t in range(frames):
+        cy, cx = height * (0.5 + 0.1 * math.sin(t / 7)), width * (0.3 + 0.4 * t / max(frames, 1))
+        inside = ((yy - cy) / (0.25 * height)) ** 2 + ((xx - cx) / (0.15 * width)) ** 2 <= 1
+        frame = texture[t : t + height, 2 * t : 2 * t + width].copy()
+        frame[inside] = sprite[inside]
+        video.append(frame)
+        if first is None:
+            first = inside.astype(np.uint8)
+    return video, first
+
+
+def engine_run(
+    model: STCN, frames: list[np.ndarray], mask: np.ndarray, device: torch.device
+) -> tuple[float, list[np.ndarray]]:
+    """(frames per second, label maps) of our engine with its default settings."""
+    result = VideoPropagator(model, InferenceConfig(), device).propagate(frames, {0: mask})
+    return result.fps, result.labels
+
+
+def reference_run(
+    model: STCN, frames: list[np.ndarray], mask: np.ndarray, device: torch.device, autocast: AbstractContextManager,
+    memory_every: int = 5,
+) -> tuple[float, list[np.ndarray]]:
+    """(frames per second, label maps) of a plain STCN loop: full softmax read, one object, no batching."""
+    height, width = mask.shape
+    pad_h, pad_w = (-height) % 16, (-width) % 16
+    pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    crop = (slice(pad[2], pad[2] + height), slice(pad[0], pad[0] + width))
+    keys, values, labels, seconds = [], [], [], 0.0
+    with torch.inference_mode(), autocast:
+        for t, frame in enumerate(frames):
+            _synchronise(device)
+            start = time.perf_counter()
+            x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float() / 255  # 1, 3, H, W
+            x = F.pad(x, pad, mode="replicate")
+            features = model.encode_key(x)
+            if t == 0:
+                prob = F.pad(torch.from_numpy(mask).to(device).float()[None, None], pad)  # 1, 1, H', W'
+            else:
+                readout = model.read(torch.stack(keys, dim=2), torch.stack(values, dim=3), features.key, top_k=None)
+                logits, _ = model.segment(features, readout)  # 1, 2, H', W' over {background, object}
+                prob = torch.softmax(logits, dim=1)[:, 1:]
+            if t % memory_every == 0:
+                keys.append(features.key)
+                values.append(model.encode_value(x, features.f16, prob))  # 1, 1, Cv, h, w
+            labels.append((prob[0, 0][crop] > 0.5).to(torch.uint8).cpu().numpy())
+            _synchronise(device)
+            seconds += time.perf_counter() - start
+    return len(frames) / seconds, labels
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device) -> AbstractContextManager:
+    """The precision the engine picks by default (`auto`): bf16 on GPUs that have it, else fp32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def frame_count(preset: str, args: argparse.Namespace, device: torch.device) -> int:
+    if args.frames:
+        return args.frames
+    return GPU_FRAMES if device.type == "cuda" else CPU_FRAMES.get(preset, min(CPU_FRAMES.values()))
+
+
+def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
+    """(engine fps, reference fps, pixel agreement of their labels) for one preset."""
+    torch.manual_seed(args.seed)
+    model = STCN(config_from_dict(ModelConfig, {"preset": preset})).to(device).eval()
+    count = frame_count(preset, args, device)
+    height, width = args.size, round(args.size * 16 / 9 / 2) * 2
+    frames, mask = synthetic_video(count, height, width, args.seed)
+    if args.warmup:
+        engine_run(model, frames[: args.warmup], mask, device)
+        reference_run(model, frames[: args.warmup], mask, device, _autocast(device))
+    best = {"engine": 0.0, "reference": 0.0}
+    labels = {}
+    runs = {
+        "engine": lambda: engine_run(model, frames, mask, device),
+        "reference": lambda: reference_run(model, frames, mask, device, _autocast(device)),
+    }
+    for round_index in range(args.rounds):  # interleaved, first one then the other first: load hits both alike
+        for name in (("engine", "reference") if round_index % 2 == 0 else ("reference", "engine")):
+            fps, labels[name] = runs[name]()
+            best[name] = max(best[name], fps)
+    engine_fps, reference_fps = best["engine"], best["reference"]
+    engine_labels, reference_labels = labels["engine"], labels["reference"]
+    agreement = float(np.mean([np.mean(a == b) for a, b in zip(engine_labels, reference_labels)]))
+    return engine_fps, reference_fps, agreement
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    presets = list(dict.fromkeys(p.strip() for p in args.presets.split(",") if p.strip()))
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    precision = "bf16 autocast" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    width = round(args.size * 16 / 9 / 2) * 2
+    print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
+          f"memory every 5 frames, engine top-k 20; best of {args.rounds} interleaved rounds")
+    ratios = {}
+    for preset in presets:
+        engine_fps, reference_fps, agreement = bench_preset(preset, args, device)
+        ratios[preset] = engine_fps / reference_fps
+        print(f"{preset:>6} ({frame_count(preset, args, device)} frames): engine {engine_fps:7.2f} frames/s | reference loop {reference_fps:7.2f} frames/s | "
+              f"ratio {ratios[preset]:.2f}x | labels agree on {100 * agreement:.1f}% of pixels")
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    worst = min(ratios, key=ratios.get)
+    detail = ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items())
+    print(f"engine vs reference loop: {ratios[worst]:.2f}x (worst of: {detail})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""Segment a user's video: a folder of frames and the first masks in, DAVIS-layout PNGs (and a GIF) out.
+
+Every input is checked before anything is written (frames readable and of one size, masks of that
+size, at least one object); predictions go to a temporary folder that is renamed into place at the
+end, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from components.config.schema import InferenceConfig
+from components.errors import DataError
+from components.evaluation.masks import read_label_map
+from components.evaluation.predictions import SequenceFolder, propagate_to_folder
+from components.evaluation.reports import overlay
+from components.evaluation.videos import first_appearances, image_frames, image_size, list_image_files
+from components.inference import VideoPropagator
+from components.model.stcn import STCN
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    """Where the predictions went, and how fast the model ran (I/O excluded)."""
+
+    sequence_dir: Path
+    overlay_path: Path | None
+    object_ids: tuple[int, ...]
+    frame_count: int
+    compute_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frame_count / self.compute_seconds if self.compute_seconds > 0 else float("nan")
+
+
+def load_annotations(masks: Path, frame_paths: list[Path], size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """Masks given for the video, by frame index: one PNG (the first frame's), or a folder of PNGs
+    matched to frames by file stem. Each object keeps only its first mask. `size` is (height, width).
+    """
+    masks = Path(masks)
+    if masks.is_dir():
+        files = sorted(p for p in masks.iterdir() if p.is_file() and p.suffix.lower() == ".png")
+        if not files:
+            raise DataError(f"no mask PNGs in {masks}")
+        index = {p.stem: i for i, p in enumerate(frame_paths)}
+        unmatched = [p for p in files if p.stem not in index]
+        if unmatched:
+            raise DataError(f"mask {unmatched[0]} matches no frame (frames are matched by name, e.g. "
+                            f"{frame_paths[0].stem}.png for {frame_paths[0].name})")
+        given = {index[p.stem]: _read_mask(p, size) for p in files}
+    elif masks.is_file():
+        given = {0: _read_mask(masks, size)}
+    else:
+        raise DataError(f"mask path {masks} does not exist")
+    given = first_appearances(given)
+    if not given:
+        raise DataError(f"no object in {masks}: every mask is background (0) or void (255)")
+    return given
+
+
+@dataclass(frozen=True)
+class PredictionJob:
+    """A checked request: frames of one size, the masks given per frame index, where results go."""
+
+    frame_paths: tuple[Path, ...]
+    annotations: dict[int, np.ndarray]
+    sequence_dir: Path
+    overlay_path: Path | None
+
+    @property
+    def object_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({int(v) for mask in self.annotations.values() for v in np.unique(mask) if v}))
+
+
+def plan_prediction(
+    frames_dir: str | Path,
+    masks: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    overlay_gif: bool = False,
+    overwrite: bool = False,
+) -> PredictionJob:
+    """Check every input (cheap: frame headers and masks only) before any model is loaded.
+
+    Results go to <out_dir>/<name>/ and <out_dir>/<name>_overlay.gif; `name` defaults to the frames
+    folder's name. An existing result is an error unless `overwrite`.
+    """
+    frames_dir, out_dir = Path(frames_dir), Path(out_dir)
+    paths = list_image_files(frames_dir)
+    if not paths:
+        raise DataError(f"no frames (.jpg, .jpeg or .png) in {frames_dir}")
+    annotations = load_annotations(Path(masks), paths, _common_size(paths))
+    name = name or frames_dir.resolve().name
+    final, gif = out_dir / name, out_dir / f"{name}_overlay.gif"
+    if not overwrite and (final.exists() or (overlay_gif and gif.exists())):
+        raise DataError(f"{final} already exists; pass --overwrite to replace it")
+    return PredictionJob(tuple(paths), annotations, final, gif if overlay_gif else None)
+
+
+def run_prediction(
+    model: STCN,
+    job: PredictionJob,
+    config: InferenceConfig = InferenceConfig(),
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> PredictionRun:
+    """Propagate, write every frame's PNG into a temporary folder, then move it (and the GIF) into place."""
+    job.sequence_dir.parent.mkdir(parents=True, exist_ok=True)
+    animation = OverlayAnimation(len(job.frame_paths)) if job.overlay_path is not None else None
+    propagator = VideoPropagator(model, config, device)
+    temporary_gif = None
+    try:
+        with SequenceFolder(job.sequence_dir) as folder:
+            run = propagate_to_folder(
+                propagator, image_frames(job.frame_paths), [p.stem for p in job.frame_paths], job.annotations,
+                folder, on_frame=animation.add if animation is not None else None, progress=progress,
+                desc=job.sequence_dir.name,
+            )
+            if animation is not None:
+                temporary_gif = animation.save_temporary(job.sequence_dir.parent)
+        if temporary_gif is not None:
+            os.replace(temporary_gif, job.overlay_path)
+    finally:
+        if temporary_gif is not None:
+            temporary_gif.unlink(missing_ok=True)  # only still there when something failed
+    return PredictionRun(job.sequence_dir, job.overlay_path, job.object_ids, run.frame_count, run.compute_seconds)
+
+
+def predict_folder(
+    model: STCN,
+    frames_dir: str | Path,
+    masks: str | Path,
+    out_dir: str | Path,
+    config: InferenceConfig = InferenceConfig(),
+    device: torch.device | str | None = None,
+    *,
+    name: str | None = None,
+    overlay_gif: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PredictionRun:
+    """`plan_prediction` then `run_prediction`: <out_dir>/<name>/<frame>.png for every frame."""
+    job = plan_prediction(frames_dir, masks, out_dir, name=name, overlay_gif=overlay_gif, overwrite=overwrite)
+    return run_prediction(model, job, config, device, progress)
+
+
+class OverlayAnimation:
+    """Collects predicted masks coloured over frames (at most `max_frames`, evenly spaced) for a GIF."""
+
+    def __init__(self, total: int, max_frames: int = 60, width: int = 320, fps: float = 24.0) -> None:
+        self.stride = max(1, math.ceil(total / max_frames))
+        self.width = width
+        self.duration_ms = int(round(1000 * self.stride / fps))
+        self.images: list[Image.Image] = []
+
+    def add(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
+        if index % self.stride:
+            return
+        height, width = labels.shape
+        if width > self.width:
+            size = (self.width, max(1, round(height * self.width / width)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels.astype(np.uint16), size, interpolation=cv2.INTER_NEAREST)
+        self.images.append(Image.fromarray(overlay(frame, labels)))
+
+    def save_temporary(self, folder: Path) -> Path:
+        """Write the GIF to a hidden temporary file in `folder` and return its path (rename it into place)."""
+        handle, temporary = tempfile.mkstemp(prefix=".overlay.", suffix=".gif.tmp", dir=folder)
+        os.close(handle)
+        try:
+            first, *rest = self.images
+            first.save(temporary, format="GIF", save_all=True, append_images=rest, duration=self.duration_ms, loop=0)
+            os.chmod(temporary, 0o644)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return Path(temporary)
+
+
+def _common_size(paths: list[Path]) -> tuple[int, int]:
+    """(height, width) shared by every frame, from the file headers; DataError naming the odd one out."""
+    size = image_size(paths[0])
+    for path in paths[1:]:
+        other = image_size(path)
+        if other != size:
+            raise DataError(f"frame {path} is {other[1]}x{other[0]}, {paths[0].name} is {size[1]}x{size[0]}")
+    return size
+
+
+def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    labels = read_label_map(path)
+    if labels.shape != size:
+        raise DataError(f"mask {path} is {labels.shape[1]}x{labels.shape[0]}, the frames are {size[1]}x{size[0]}")
+    if labels.max(initial=0) > 255:
+        raise DataError(f"mask {path}: object ids above 255 are not supported")
+    return labels.astype(np.uint8, copy=False)
