@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from typing import Any
 
 import fsspec
 
@@ -28,3 +30,17 @@ def atomic_write_bytes(uri: str, data: bytes) -> None:
         if fs.exists(temporary):
             fs.rm(temporary)
         raise
+
+
+def load_torch(uri: str, what: str, error: type[Exception]) -> Any:
+    """`torch.load` (weights only) of the file at `uri`; a missing or foreign file raises `error` naming `what` and `uri`."""
+    import torch
+
+    try:
+        blob = read_bytes(uri)
+    except FileNotFoundError:
+        raise error(f"{what} {uri!r}: file not found") from None
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a truncated or foreign file
+        raise error(f"{what} {uri!r}: not a torch file ({type(exc).__name__})") from None

@@ -14,7 +14,7 @@ import torch
 from components.config import ModelConfig, config_from_dict, config_to_dict
 from components.errors import ConfigError, CorrvosError
 from components.model.stcn import STCN
-from components.storage import atomic_write_bytes, read_bytes
+from components.storage import atomic_write_bytes, load_torch
 
 FORMAT = "corrvos-inference/1"
 
@@ -38,14 +38,7 @@ def save_inference_checkpoint(
 
 def load_inference_checkpoint(uri: str, device: torch.device | str = "cpu") -> tuple[STCN, dict[str, Any]]:
     """Build the inference network from `uri`; returns (model in eval mode on `device`, metadata)."""
-    try:
-        blob = read_bytes(uri)
-    except FileNotFoundError:
-        raise CorrvosError(f"model {uri!r}: file not found") from None
-    try:
-        payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except Exception as exc:  # a foreign or truncated file raises one of several types
-        raise CorrvosError(f"model {uri!r}: not a corrvos checkpoint ({type(exc).__name__})") from None
+    payload = load_torch(uri, "model", CorrvosError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CorrvosError(f"model {uri!r}: not a corrvos inference checkpoint (expected format {FORMAT})")
     config_dict = dict(payload["model_config"])

@@ -6,26 +6,16 @@ takes the RGB filters and keeps its own initialisation for the extra ones (STCN'
 
 from __future__ import annotations
 
-import io
-
-import fsspec
 import torch
 from torch import nn
 
 from components.errors import ConfigError
+from components.storage import load_torch
 
 
 def read_state_dict(uri: str) -> dict[str, torch.Tensor]:
     """Read a torch state dict (optionally wrapped as {'state_dict': ...}) from a path or URI."""
-    try:
-        with fsspec.open(uri, "rb") as handle:
-            blob = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"backbone weights {uri!r}: file not found") from None
-    try:
-        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a corrupt or foreign file
-        raise ConfigError(f"backbone weights {uri!r}: not a torch state dict ({type(exc).__name__})") from None
+    state = load_torch(uri, "backbone weights", ConfigError)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
