@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,6 +26,8 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "auto":
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
@@ -37,3 +40,16 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address nothing listens at; `ray.init` would retry for minutes before giving up."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterUnreachable(f"Ray address {address!r}: expected host:port or ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ClusterUnreachable(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None
