@@ -122,8 +122,8 @@ def _single_object(config: CorrvosConfig):
 def _data_config(data: DataConfig, payload: dict[str, Any]) -> DataConfig:
     from dataclasses import replace
 
-    if payload["stage"] == "pretrain":
-        return replace(data, sampler=replace(data.sampler, max_objects=1))
+    if payload["stage"] == "pretrain":  # every source becomes single-object pseudo-videos of one frame
+        return replace(data, sampler=replace(data.sampler, max_objects=1, mode="static"))
     return data
 
 

@@ -1,6 +1,7 @@
 """Training stages on a real local Ray cluster: fault recovery, stage hand-over, MLflow records, DDP."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,6 +40,15 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     conv1 = trained.value_encoder.trunk.conv1.weight
     assert conv1.shape[1] == 5  # the "other objects" channel was added
     assert not torch.equal(conv1[:, :4], model.value_encoder.trunk.conv1.weight)  # and it trained on
+
+
+def test_pretrain_samples_static_pseudo_videos_with_one_object():
+    from pipelines.training.worker import _data_config
+
+    config = tiny_config(Path("."))
+    pretrain = _data_config(config.data, {"stage": "pretrain"})
+    assert pretrain.sampler.mode == "static" and pretrain.sampler.max_objects == 1
+    assert _data_config(config.data, {"stage": "train"}) == config.data
 
 
 def test_two_ddp_workers_train_with_baseline_and_released_weights(tmp_path, tiny_dataset, local_ray):
