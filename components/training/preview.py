@@ -5,23 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from components.evaluation.reports import overlay
 from components.training.batch import ClipBatch
-
-PALETTE = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 80], [70, 110, 240], [240, 200, 40], [200, 80, 220]], np.uint8)
-
-
-def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """frame H,W,3 uint8 and labels H,W ints -> frame with each object tinted in its palette colour."""
-    colours = PALETTE[labels % len(PALETTE)]
-    out = frame.astype(np.float32)
-    tinted = labels > 0
-    out[tinted] = (1 - alpha) * out[tinted] + alpha * colours[tinted]
-    return out.astype(np.uint8)
 
 
 def prediction_grid(batch: ClipBatch, logits: torch.Tensor, max_clips: int = 4) -> np.ndarray:
     """Rows = clips; columns = frames with ground truth, then frames 1.. with predictions. Returns H,W,3 uint8."""
-    frames = (batch.frames[:max_clips].detach().float().clamp(0, 1) * 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    frames = (batch.frames[:max_clips].detach().float().clamp(0, 1) * 255).byte().permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
     truth = batch.labels()[:max_clips].cpu().numpy()
     predicted = logits[:max_clips].detach().float().argmax(dim=2).cpu().numpy()  # B, T-1, H, W
     rows = []
