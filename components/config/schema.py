@@ -194,6 +194,7 @@ class TrackingConfig:
     mlflow_uri: str = "sqlite:///runs/mlflow.db"
     experiment: str = "corrvos"
     registered_model: str = "corrvos-stcn"
+    promote_margin: float = 0.0  # `promote` moves `champion` only when J&F beats the champion's by more than this
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,91 @@ class StorageConfig:
 
     root: str = "runs"
     options: dict[str, Any] = field(default_factory=dict)  # fsspec storage options (never logged)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One dataset the `ingest` stage makes, and which stages read it (`roles`)."""
+
+    name: str
+    kind: Literal["davis", "youtube-vos", "static", "synthetic"]
+    source: str = ""  # folder or fsspec URI; for synthetic a spec such as "videos=32,frames=24,size=96,seed=0"
+    roles: tuple[Literal["pretrain", "train", "val"], ...] = ("train",)
+    split: str | None = None
+    resolution: str | None = None
+    short_side: int | None = None
+    optional: bool = False  # a source folder that is missing is skipped instead of failing the pipeline
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"dataset name {self.name!r} must be non-empty and contain no '/'")
+        if not self.roles:
+            raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val")
+        if self.kind != "synthetic" and not self.source:
+            raise ValueError(f"dataset {self.name!r}: source is required for kind {self.kind!r}")
+
+
+DEFAULT_SOURCES = (
+    DatasetSource(name="synthetic-train", kind="synthetic", source="videos=48,frames=24,size=96,seed=0",
+                  roles=("pretrain", "train")),
+    DatasetSource(name="synthetic-val", kind="synthetic", source="videos=8,frames=20,size=96,seed=1000", roles=("val",)),
+)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The DAG: its name (one state folder per name), the datasets it ingests, and whether it tunes."""
+
+    name: str = "demo"
+    sources: tuple[DatasetSource, ...] = DEFAULT_SOURCES
+    tune: bool = False  # run `tune` before `train` and train with the best trial's settings
+    ingest_engine: Literal["ray", "threads"] = "threads"
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("pipeline.sources: dataset names must be unique")
+        for role in ("train", "val"):
+            if not any(role in s.roles for s in self.sources):
+                raise ValueError(f"pipeline.sources: no dataset has role {role!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The `evaluate` stage: how many validation videos, how many overlay reports."""
+
+    max_videos: int | None = None
+    overlays: int = 4  # sequences that get overlay strips and GIFs
+
+
+DEFAULT_TUNE_SPACE: dict[str, Any] = {
+    "loss.pcl_weight": {"loguniform": [0.05, 0.8]},
+    "loss.cross_view_weight": {"loguniform": [0.005, 0.2]},
+    "loss.ocl_weight": {"uniform": [0.0, 0.3]},
+    "train.learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
+}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Ray Tune over dotted config keys (`space`), ASHA on validation J&F reported during training."""
+
+    space: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TUNE_SPACE))
+    num_samples: int = 8
+    max_concurrent: int = 2
+    iterations: int = 600  # training iterations per trial (the train stage's own count is kept for `train`)
+    eval_every: int = 100  # a trial reports validation J&F every this many iterations
+    val_videos: int = 4  # validation videos per report
+    grace_period: int = 2  # ASHA: reports before a trial may be stopped
+    reduction_factor: int = 2
+    seed: int = 0
+    cpus_per_trial: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.max_concurrent < 1 or self.iterations < 1 or self.eval_every < 1:
+            raise ValueError("tune.num_samples, max_concurrent, iterations and eval_every must be >= 1")
+        if self.reduction_factor < 2 or self.grace_period < 1:
+            raise ValueError("tune.reduction_factor must be >= 2 and grace_period >= 1")
 
 
 @dataclass(frozen=True)
@@ -216,3 +302,6 @@ class CorrvosConfig:
     train: StageConfig = field(default_factory=StageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
