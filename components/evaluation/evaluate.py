@@ -108,7 +108,7 @@ def evaluate_videos(
     for video in tqdm(videos, total=total, desc="evaluate", unit="seq", disable=not progress):
         if any(t.name == video.name for t in timings):
             raise DataError(f"two videos named {video.name!r}")
-        _check_scorable(video)
+        check_scorable(video)
         score, timing = _evaluate_one(propagator, video, out, progress)
         scores.append(score)
         timings.append(timing)
@@ -122,7 +122,8 @@ def evaluate_videos(
     return EvaluationRun(result, tuple(timings), out, scores_path, tuple(report_paths))
 
 
-def _check_scorable(video: EvalVideo) -> None:
+def check_scorable(video: EvalVideo) -> None:
+    """A video can be scored: 3+ annotated frames of one size, objects in the first, a mask to start from."""
     indices = sorted(video.ground_truth)
     if len(indices) < 3:
         raise DataError(f"{video.name}: {len(indices)} annotated frames; scoring needs at least 3")

@@ -8,9 +8,9 @@ every annotated frame is ground truth).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 from PIL import Image
@@ -44,6 +44,7 @@ class EvalVideo:
     ground_truth: Mapping[int, np.ndarray]
     gt_dir: Path | None = None
     image_dir: Path | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)  # the source's metadata, e.g. a synthetic video's motion
 
     def __post_init__(self) -> None:
         if len(self.frame_names) != len(self.frames):
@@ -184,6 +185,7 @@ def dataset_videos(
             frames=LazyFrames(record.num_frames, record.frame),
             annotations=first_appearances(ground_truth),
             ground_truth=ground_truth,
+            extras=record.extras,
         )
 
 
