@@ -9,15 +9,15 @@ from typing import Any
 import fsspec
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, storage_options: dict[str, Any] | None = None) -> bytes:
     """All bytes at a local path or fsspec URI; FileNotFoundError when absent."""
-    with fsspec.open(uri, "rb") as handle:
+    with fsspec.open(uri, "rb", **(storage_options or {})) as handle:
         return handle.read()
 
 
-def atomic_write_bytes(uri: str, data: bytes) -> None:
+def atomic_write_bytes(uri: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
     """Write `data` to a temporary sibling of `uri`, then move it into place, so readers never see half a file."""
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)

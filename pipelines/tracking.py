@@ -97,3 +97,20 @@ class RunLogger:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
+
+
+def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, in one line, on an http(s) tracking server that does not answer /health (MLflow retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    from components.errors import CorrvosError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CorrvosError(f"tracking server {uri} unreachable ({reason})") from None

@@ -17,7 +17,12 @@ HELP = "propagate first-frame masks through a folder of frames; writes indexed P
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="REF", help="inference checkpoint: a path or fsspec URI")
+    parser.add_argument("--model", required=True, metavar="REF",
+                        help="inference checkpoint: a path, an fsspec URI, or a registered model "
+                             "(models:/NAME/VERSION or models:/NAME@ALIAS, e.g. models:/corrvos-stcn@champion)")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI for models:/ refs (default: $MLFLOW_TRACKING_URI, "
+                             "else sqlite:///runs/mlflow.db)")
     parser.add_argument("--frames", required=True, metavar="DIR", type=Path,
                         help="folder of frames (.jpg/.jpeg/.png), in name order")
     parser.add_argument("--masks", required=True, metavar="PATH", type=Path,
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     job = plan_prediction(args.frames, args.masks, args.out, name=args.name, overlay_gif=args.overlay,
                           overwrite=args.overwrite)  # every input checked before the model is loaded
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = run_prediction(load_model(args.model, device), job, config, device, progress=not args.no_progress)
+    model = load_model(model_path(args.model, args.tracking_uri), device)
+    result = run_prediction(model, job, config, device, progress=not args.no_progress)
     ids = ", ".join(str(i) for i in result.object_ids)
     print(f"wrote {result.frame_count} frames to {result.sequence_dir} (objects {ids}); "
           f"{result.fps:.2f} frames/s on {device} (model time, I/O excluded)")
@@ -62,6 +68,19 @@ def inference_config(overrides: list[str]) -> InferenceConfig:
     if other:
         raise ConfigError(f"--set {other[0]}...: predict only takes inference.* settings")
     return config_from_dict(InferenceConfig, data["inference"], "inference")
+
+
+def model_path(ref: str, tracking_uri: str | None) -> str:
+    """`ref` itself, or for a `models:/` ref the local checkpoint of that registered version (downloaded once)."""
+    if not ref.startswith("models:/"):
+        return ref
+    import os
+
+    from pipelines.registry import resolve_model_ref
+    from pipelines.tracking import resolve_tracking_uri
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///runs/mlflow.db"
+    return resolve_model_ref(ref, resolve_tracking_uri(uri))
 
 
 def load_model(ref: str, device: torch.device) -> STCN:

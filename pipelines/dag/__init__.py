@@ -1,0 +1,1 @@
+"""The workflow DAG: stage order, fingerprinted outputs, success records, reuse, rerun, status."""

@@ -1,0 +1,109 @@
+"""The stage graph and each stage's fingerprint: hash(stage, its config section, inputs' fingerprints, code).
+
+Fingerprints depend only on the config, the code version, the sources' signatures and the rerun
+generations, so `corrvos status` can say what would be reused without running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from components.config import CorrvosConfig, config_to_dict
+
+STAGE_ORDER = ("ingest", "pretrain", "tune", "train", "evaluate", "register", "promote")
+
+# Dotted config sections each stage's result depends on. Storage, tracking of runs and how many
+# workers run it are left out: resuming on a differently shaped cluster is not a different result.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "ingest": ("pipeline.sources",),
+    "pretrain": ("model", "loss", "data", "pretrain"),
+    "tune": ("model", "loss", "data", "train", "tune"),
+    "train": ("model", "loss", "data", "train"),
+    "evaluate": ("inference", "evaluate"),
+    "register": ("tracking.mlflow_uri", "tracking.registered_model"),
+    "promote": ("tracking.mlflow_uri", "tracking.registered_model", "tracking.promote_margin"),
+}
+
+# Keys that change where or how fast a stage runs, never what it computes.
+EXECUTION_KEYS = frozenset({
+    "num_workers", "use_gpu", "cpus_per_worker", "max_failures", "checkpoint_every", "keep_checkpoints",
+    "log_every", "image_every", "fail_at_step", "max_concurrent", "cpus_per_trial", "loader",
+})
+
+
+@dataclass(frozen=True)
+class StageNode:
+    """One stage of a planned pipeline run."""
+
+    name: str
+    inputs: tuple[str, ...]  # upstream stage names
+    fingerprint: str
+
+
+def active_stages(config: CorrvosConfig) -> tuple[str, ...]:
+    """The stages this config runs, in order (`tune` only when `pipeline.tune`)."""
+    return tuple(s for s in STAGE_ORDER if s != "tune" or config.pipeline.tune)
+
+
+def stage_inputs(name: str, stages: tuple[str, ...]) -> tuple[str, ...]:
+    """Upstream stages whose outputs `name` reads."""
+    wanted = {
+        "ingest": (),
+        "pretrain": ("ingest",),
+        "tune": ("ingest", "pretrain"),
+        "train": ("ingest", "pretrain", "tune"),
+        "evaluate": ("ingest", "train"),
+        "register": ("ingest", "train", "evaluate"),
+        "promote": ("evaluate", "register"),
+    }[name]
+    return tuple(s for s in wanted if s in stages)
+
+
+def plan(config: CorrvosConfig, code: str, generations: Mapping[str, int],
+         source_signatures: Mapping[str, str]) -> list[StageNode]:
+    """Nodes in run order with their fingerprints."""
+    stages = active_stages(config)
+    plain = config_to_dict(config)
+    done: dict[str, str] = {}
+    nodes = []
+    for name in stages:
+        inputs = stage_inputs(name, stages)
+        payload = {
+            "stage": name,
+            "config": section_values(plain, STAGE_SECTIONS[name]),
+            "inputs": {i: done[i] for i in inputs},
+            "code": code,
+            "generation": int(generations.get(name, 0)),
+        }
+        if name == "ingest":
+            payload["sources"] = dict(sorted(source_signatures.items()))
+        done[name] = _digest(payload)
+        nodes.append(StageNode(name, inputs, done[name]))
+    return nodes
+
+
+def section_values(plain: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    """The named dotted sections of a plain config, without execution-only keys."""
+    values = {}
+    for dotted in sections:
+        node: Any = plain
+        for key in dotted.split("."):
+            node = node[key]
+        values[dotted] = _without_execution_keys(node)
+    return values
+
+
+def _without_execution_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_execution_keys(v) for k, v in node.items() if k not in EXECUTION_KEYS}
+    if isinstance(node, list):
+        return [_without_execution_keys(v) for v in node]
+    return node
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,34 @@
+"""Stage `ingest`: every configured source into Parquet under the stage folder; one output per dataset."""
+
+from __future__ import annotations
+
+from components.config import CorrvosConfig
+from components.data.config import IngestConfig
+from components.data.dataset import VideoDataset
+from components.data.ingest import ingest
+from components.errors import DataError
+from pipelines.dag.sources import source_present
+from pipelines.stages.context import StageContext
+
+
+def run_ingest(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
+    """Ingest each source (an optional, missing folder is skipped); returns {dataset name: URI}."""
+    outputs: dict[str, str] = {}
+    for source in config.pipeline.sources:
+        if not source_present(source, config.storage.options):
+            if source.optional:
+                context.logger.set_tags({f"corrvos.skipped.{source.name}": f"{source.source} not found"})
+                continue
+            raise DataError(f"pipeline.sources[{source.name}]: {source.source} not found")
+        uri = f"{context.out}/{source.name}"
+        settings = IngestConfig(short_side=source.short_side, engine=config.pipeline.ingest_engine)
+        manifest = ingest(source.kind, source.source, uri, settings, overwrite=True, split=source.split,
+                          resolution=source.resolution, storage_options=config.storage.options)
+        counts = manifest.counts
+        context.logger.log_metrics({f"{source.name}.videos": counts["videos"], f"{source.name}.frames": counts["frames"]}, 0)
+        context.logger.set_tags({f"corrvos.dataset_version.{source.name}": manifest.content_hash})
+        VideoDataset(uri, config.storage.options)  # reads the manifest back: a dataset the next stages can open
+        outputs[source.name] = uri
+    if not outputs:
+        raise DataError("pipeline.sources: no dataset could be ingested")
+    return outputs

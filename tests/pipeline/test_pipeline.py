@@ -1,0 +1,77 @@
+"""The DAG end to end on a local Ray: every stage tracked, reuse, rerun, registry aliases, status."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines.cli import main
+from tests.pipeline.conftest import tiny_pipeline_yaml
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["ingest", "pretrain", "train", "evaluate", "register", "promote"]
+
+
+def _run(*argv) -> dict:
+    summary = argv[-1]
+    assert main([*argv[:-1], "--summary-json", summary, "--no-progress"]) == 0
+    with open(summary) as handle:
+        return json.load(handle)
+
+
+def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
+    config = str(tiny_pipeline_yaml(tmp_path))
+    first = _run("run", config, str(tmp_path / "first.json"))
+    assert list(first["stages"]) == STAGES
+    assert all(s["state"] == "done" for s in first["stages"].values())
+    assert 0.0 <= first["jf"] <= 1.0
+    assert first["model_uri"] == "models:/corrvos-tiny/1"
+    assert first["champion_uri"] == "models:/corrvos-tiny@champion"
+    printed = capsys.readouterr().out
+    assert "(global)" in printed and "models:/corrvos-tiny@champion" in printed
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for name, stage in first["stages"].items():  # every stage ran in a child run of the pipeline's run
+        run = client.get_run(stage["mlflow_run_id"])
+        assert run.data.tags["corrvos.stage"] == name
+        assert run.data.tags["mlflow.parentRunId"] == first["parent_run_id"]
+        assert run.info.status == "FINISHED"
+    evaluate = client.get_run(first["stages"]["evaluate"]["mlflow_run_id"])
+    assert evaluate.data.metrics["jf"] == pytest.approx(first["jf"])
+    assert any(k.startswith("sequence.") for k in evaluate.data.metrics)
+    assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
+
+    second = _run("run", config, str(tmp_path / "second.json"))
+    assert all(s["state"] == "reused" for s in second["stages"].values())
+    assert {k: s["outputs"] for k, s in second["stages"].items()} == {k: s["outputs"] for k, s in first["stages"].items()}
+    assert len(client.search_model_versions("name='corrvos-tiny'")) == 1
+
+    capsys.readouterr()
+    assert main(["status", config]) == 0
+    table = capsys.readouterr().out
+    assert all(f"{name} " in table for name in STAGES) and table.count("reused") == len(STAGES)
+
+    third = _run("rerun", "evaluate", config, str(tmp_path / "third.json"))
+    states = {k: s["state"] for k, s in third["stages"].items()}
+    assert states == {"ingest": "reused", "pretrain": "reused", "train": "reused",
+                      "evaluate": "done", "register": "done", "promote": "done"}
+    assert third["stages"]["evaluate"]["uri"] != first["stages"]["evaluate"]["uri"]
+    assert third["model_uri"] == "models:/corrvos-tiny/2"
+    # the same weights score the same J&F: not better than the champion, so only a challenger
+    assert third["stages"]["promote"]["outputs"]["alias"] == "challenger"
+    assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("corrvos-tiny", "challenger").version) == "2"
+
+
+def test_deleted_output_is_redone_not_trusted(tmp_path, local_ray):
+    config = str(tiny_pipeline_yaml(tmp_path, name="deleted", train={"iterations": 2},
+                                    pretrain={"iterations": 2}))
+    first = _run("run", config, str(tmp_path / "first.json"))
+    import os
+
+    os.remove(first["stages"]["evaluate"]["outputs"]["scores"])
+    second = _run("run", config, str(tmp_path / "second.json"))
+    assert second["stages"]["train"]["state"] == "reused"
+    assert second["stages"]["evaluate"]["state"] == "done"
+    assert os.path.exists(second["stages"]["evaluate"]["outputs"]["scores"])
