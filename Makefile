@@ -8,6 +8,7 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+RUN_ARGS ?=
 STAMP := $(VENV)/.corrvos-installed
 
 .PHONY: run test venv clean-venv
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/python -m bench.train_step --preset small
+	$(VENV)/bin/corrvos run configs/demo.yaml $(RUN_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -78,6 +78,24 @@ def plot_jf_per_sequence(result: EvaluationResult, path: Path) -> Path:
     if len(names) <= 40:
         axes.bar_label(bars, labels=[f"{s:.2f}" for s in scores], fontsize=7, padding=2)
     axes.legend(loc="lower right")
+    return _atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+
+
+def plot_jf_and_probe(jf: Mapping[str, float], probe_jf: Mapping[str, float], path: Path) -> Path:
+    """Grouped bars per sequence: the model's J&F beside the probe's (keys alone); PNG at `path`."""
+    names = sorted(jf)
+    figure = Figure(figsize=(max(6.0, 0.5 * len(names) + 2), 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = np.arange(len(names))
+    axes.bar(positions - 0.2, [jf[n] for n in names], width=0.4, color="#4c72b0", label="J&F (model)")
+    axes.bar(positions + 0.2, [probe_jf.get(n, float("nan")) for n in names], width=0.4, color="#dd8452",
+             label="probe J&F (keys alone)")
+    axes.set_xticks(positions, names, rotation=60, ha="right", fontsize=8)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("J&F-Mean")
+    axes.set_title("J&F vs correspondence probe, per sequence")
+    axes.legend(loc="upper right")
     return _atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format="png", dpi=100))
 
 

@@ -22,7 +22,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "pretrain": ("model", "loss", "data", "pretrain"),
     "tune": ("model", "loss", "data", "train", "tune"),
     "train": ("model", "loss", "data", "train"),
-    "evaluate": ("inference", "evaluate"),
+    "evaluate": ("inference", "evaluate", "probe"),
     "register": ("tracking.mlflow_uri", "tracking.registered_model"),
     "promote": ("tracking.mlflow_uri", "tracking.registered_model", "tracking.promote_margin"),
 }

@@ -11,8 +11,10 @@ import torch
 
 from components.config import CorrvosConfig
 from components.evaluation.evaluate import evaluate_videos
+from components.evaluation.reports import plot_jf_and_probe
 from components.evaluation.videos import dataset_videos
 from components.model.checkpoint import load_inference_checkpoint
+from components.probe import probe_videos
 from pipelines.stages.context import StageContext, datasets_with_role
 
 
@@ -22,14 +24,14 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _ = load_inference_checkpoint(model_uri, device)
     uris = datasets_with_role(config, context.inputs["ingest"], "val")
-    videos = itertools.chain.from_iterable(dataset_videos(u, storage_options=config.storage.options) for u in uris)
-    if config.evaluate.max_videos is not None:
-        videos = itertools.islice(videos, config.evaluate.max_videos)
     local = "://" not in context.out or context.out.startswith("file://")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(context.out.removeprefix("file://")) if local else Path(scratch)
-        run = evaluate_videos(model, videos, folder, config.inference, device, progress=True)
+        run = evaluate_videos(model, _videos(config, uris), folder, config.inference, device, progress=True)
         _log(run, config, context)
+        if config.evaluate.probe:
+            probe = probe_videos(model, _videos(config, uris), folder / "probe", config.probe, device, progress=True)
+            _log_probe(run, probe, folder, context)
         if not local:
             fs, path = fsspec.core.url_to_fs(context.out, **config.storage.options)
             fs.put(str(folder), path, recursive=True)
@@ -37,8 +39,28 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         "scores": f"{context.out}/scores.json",
         "predictions": f"{context.out}/predictions",
         "jf": repr(float(run.jf_mean)),
+        **({"probe_scores": f"{context.out}/probe/scores.json"} if config.evaluate.probe else {}),
         "model": model_uri,
     }
+
+
+def _videos(config: CorrvosConfig, uris: list[str]):
+    videos = itertools.chain.from_iterable(dataset_videos(u, storage_options=config.storage.options) for u in uris)
+    if config.evaluate.max_videos is not None:
+        videos = itertools.islice(videos, config.evaluate.max_videos)
+    return videos
+
+
+def _log_probe(run, probe, folder: Path, context: StageContext) -> None:
+    """probe_jf, corr_acc_at_r (global and per sequence) beside J&F, and a chart of both per sequence."""
+    metrics = dict(probe.metrics())
+    for name, value in probe.sequence_jf().items():
+        metrics[f"sequence.{name}.probe_jf"] = value
+    context.logger.log_metrics(metrics, step=0)
+    jf = {s.name: s.jf_mean for s in run.result.sequences}
+    chart = plot_jf_and_probe(jf, probe.sequence_jf(), folder / "report" / "jf_vs_probe.png")
+    context.logger.log_file(chart, "evaluation/report")
+    context.logger.log_file(probe.scores_path, "evaluation/probe")
 
 
 def _log(run, config: CorrvosConfig, context: StageContext) -> None:

@@ -40,6 +40,9 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     evaluate = client.get_run(first["stages"]["evaluate"]["mlflow_run_id"])
     assert evaluate.data.metrics["jf"] == pytest.approx(first["jf"])
     assert any(k.startswith("sequence.") for k in evaluate.data.metrics)
+    assert 0.0 <= evaluate.data.metrics["probe_jf"] <= 1.0 and "corr_acc_at_8" in evaluate.data.metrics
+    artifacts = [a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation/report")]
+    assert "evaluation/report/jf_vs_probe.png" in artifacts and "evaluation/report/jf_per_sequence.png" in artifacts
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
 
     second = _run("run", config, str(tmp_path / "second.json"))
