@@ -32,7 +32,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         if address:
             ray.init(address=address, log_to_driver=True)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False)
+            ray.init(num_cpus=num_cpus, include_dashboard=_dashboard_available())
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterUnreachable(f"cannot reach the Ray cluster at {address!r}: {first}") from None
@@ -53,3 +53,10 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except OSError as exc:
         raise ClusterUnreachable(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None
+
+
+def _dashboard_available() -> bool:
+    """Ray's state API (which Ray Train's placement-group cleaner polls) needs the dashboard (`ray[default]`)."""
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None and importlib.util.find_spec("ray.dashboard") is not None

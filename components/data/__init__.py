@@ -14,7 +14,6 @@ _EXPORTS = {
     "IngestConfig": "config",
     "LoaderConfig": "config",
     "SamplerConfig": "config",
-    "SourceConfig": "config",
     "StaticAugmentConfig": "config",
     "VideoAugmentConfig": "config",
     "VideoDataset": "dataset",

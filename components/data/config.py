@@ -18,21 +18,6 @@ SAMPLER_PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    """One dataset to ingest and train on: kind, location (path/URI, or a synthetic spec), weight."""
-
-    kind: Literal["davis", "youtube-vos", "static", "synthetic"] = "synthetic"
-    location: str = ""
-    split: str | None = None
-    resolution: str | None = None
-    repeat: int = 1  # how many times each video enters an epoch (STCN: DAVIS x5)
-
-    def __post_init__(self) -> None:
-        if self.repeat < 1:
-            raise ValueError("repeat must be >= 1")
-
-
-@dataclass(frozen=True)
 class IngestConfig:
     """How `corrvos ingest` writes a dataset."""
 
@@ -145,8 +130,6 @@ class LoaderConfig:
 class DataConfig:
     """The `data:` section: sources, ingestion, sampling, augmentation and loading."""
 
-    sources: tuple[SourceConfig, ...] = (SourceConfig(),)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     augment: VideoAugmentConfig = field(default_factory=VideoAugmentConfig)
     static_augment: StaticAugmentConfig = field(default_factory=StaticAugmentConfig)
