@@ -113,7 +113,9 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
                 outcome = ray.get(refs[node.name])
             except ray.exceptions.RayError as exc:
                 _record_failure(state, client, parent, outcomes, nodes, node, tracking_uri)
-                raise StageFailed(f"stage {node.name} failed: {_cause_line(exc)}") from None
+                reason = _cause_line(exc)
+                prefix = f"stage {node.name} failed: "
+                raise StageFailed(reason if reason.startswith(prefix) else prefix + reason) from None
             outcomes[node.name] = outcome
             client.set_tag(parent, f"corrvos.stage.{node.name}", f"{outcome.state} {outcome.mlflow_run_id}")
             bar.set_postfix_str(f"{node.name}: {outcome.state}")

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import fsspec
 import pyarrow.fs
@@ -26,7 +26,7 @@ from components.errors import CorrvosError
 from components.model.checkpoint import save_inference_checkpoint
 from components.model.train_wrapper import HEAD_PREFIX
 from components.training.state import TrainingState
-from pipelines.training.worker import STATE_FILE, train_worker
+from pipelines.training.worker import STATE_FILE, PeriodicValidation, train_worker
 from pipelines.versioning import code_version
 
 STAGES = ("pretrain", "train")
@@ -44,8 +44,14 @@ def run_training_stage(
     init_weights: str | None = None,
     tracking_uri: str | None = None,
     run_id: str | None = None,
+    validation: PeriodicValidation | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, str]:
-    """Train `stage_name` on `datasets`; returns {"model": inference weights URI, "checkpoints": Ray run URI}."""
+    """Train `stage_name` on `datasets`; returns {"model": inference weights URI, "checkpoints": Ray run URI}.
+
+    `validation` adds `val_jf` to the reports (rank 0 scores a few validation videos); `callbacks` go to
+    Ray Train's RunConfig (Ray Tune's `TuneReportCallback` when a trial runs the stage).
+    """
     if stage_name not in STAGES:
         raise ValueError(f"unknown training stage {stage_name!r}")
     stage = getattr(config, stage_name)
@@ -63,6 +69,7 @@ def run_training_stage(
         "run_id": run_id,
         "dataset_version": version,
         "fault_marker": f"{output_uri}/fault-injected" if stage.fail_at_step is not None else None,
+        "validation": validation.to_payload() if validation else None,
     }
     storage_path, storage_fs = ray_storage(f"{output_uri}/ray", config.storage.options)
     resources = {"CPU": stage.cpus_per_worker, **({"GPU": 1} if stage.use_gpu else {})}
@@ -76,6 +83,7 @@ def run_training_stage(
             storage_filesystem=storage_fs,
             failure_config=FailureConfig(max_failures=stage.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=stage.keep_checkpoints),
+            callbacks=list(callbacks) or None,
         ),
     )
     try:

@@ -5,13 +5,19 @@ wrap the model in DDP (Ray owns the process group), streams this worker's share 
 and calls `ray.train.report(metrics, checkpoint)` every `checkpoint_every` steps. A restarted
 worker group (FailureConfig) or a restarted stage (same run name and storage) resumes from the
 latest checkpoint Ray hands back, with optimiser, step and RNG states.
+
+With a `validation` entry in the payload (`PeriodicValidation`), rank 0 also scores the model on a
+few validation videos every `every` steps and at the end; every rank reports that `val_jf` (Ray
+Tune reads it through `TuneReportCallback`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import fsspec
@@ -32,6 +38,27 @@ from components.training.transfer import load_stage_weights
 from pipelines.tracking import RunLogger
 
 STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class PeriodicValidation:
+    """Score the model during training: J&F on the first `max_videos` videos of `datasets`, every `every` steps."""
+
+    datasets: tuple[str, ...]
+    every: int
+    max_videos: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.datasets or self.every < 1 or self.max_videos < 1:
+            raise ValueError("periodic validation needs datasets, every >= 1 and max_videos >= 1")
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**asdict(self), "datasets": list(self.datasets)}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "PeriodicValidation | None":
+        entry = payload.get("validation")
+        return cls(tuple(entry["datasets"]), entry["every"], entry["max_videos"]) if entry else None
 
 
 class InjectedFault(RuntimeError):
@@ -58,6 +85,8 @@ def train_worker(payload: dict[str, Any]) -> None:
         config=_data_config(config.data, payload), storage_options=config.storage.options,
     )
     logger = RunLogger(payload["tracking_uri"], payload["run_id"]) if rank == 0 and payload.get("run_id") else None
+    validation = PeriodicValidation.from_payload(payload)
+    validator = _Validator(validation, config, device, rank, world) if validation else None
     if logger and start_step > 0:
         logger.log_metrics({"resumed_from_step": start_step}, step=start_step)
     window: dict[str, list[float]] = {}
@@ -78,14 +107,19 @@ def train_worker(payload: dict[str, Any]) -> None:
             done = step + 1
             if logger and done % stage.image_every == 0:
                 logger.log_image(prediction_grid(batch, outputs["logits"]), f"previews/step-{done:07d}.png")
-            if done % stage.log_every == 0 or done % stage.checkpoint_every == 0 or done == total:
+            checkpoint = done % stage.checkpoint_every == 0 or done == total
+            validate = validator is not None and (done % validator.every == 0 or done == total)
+            if done % stage.log_every == 0 or checkpoint or validate:
                 elapsed, clock = time.perf_counter() - clock, time.perf_counter()
                 metrics = _summarise(window, len(window.get("total", [])), elapsed, stage.batch_size, device)
                 window = {}
+                if validate:
+                    metrics["val_jf"] = validator.score(model)  # every rank calls: rank 0 scores, the rest receive
+                    clock = time.perf_counter()  # validation time is not training throughput
                 if logger:
                     logger.log_metrics(metrics, step=done)
-                if done % stage.checkpoint_every == 0 or done == total:
-                    _report(model, optimizer, config, stage, payload, done, rank, metrics)
+                if checkpoint or validate:
+                    _report(model, optimizer, config, stage, payload, done, rank, metrics, with_checkpoint=checkpoint)
 
 
 def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[str, Any], device: torch.device):
@@ -114,14 +148,10 @@ def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[
 
 
 def _single_object(config: CorrvosConfig):
-    from dataclasses import replace
-
     return replace(config.model, single_object=True)
 
 
 def _data_config(data: DataConfig, payload: dict[str, Any]) -> DataConfig:
-    from dataclasses import replace
-
     if payload["stage"] == "pretrain":  # every source becomes single-object pseudo-videos of one frame
         return replace(data, sampler=replace(data.sampler, max_objects=1, mode="static"))
     return data
@@ -136,10 +166,10 @@ def _summarise(window: dict[str, list[float]], steps: int, seconds: float, batch
 
 
 def _report(model, optimizer, config: CorrvosConfig, stage: StageConfig, payload: dict[str, Any],
-            step: int, rank: int, metrics: dict[str, float]) -> None:
+            step: int, rank: int, metrics: dict[str, float], with_checkpoint: bool = True) -> None:
     """Every worker reports; rank 0 attaches the checkpoint (weights are identical across DDP ranks)."""
     metrics = {**metrics, "step": step}
-    if rank != 0:
+    if rank != 0 or not with_checkpoint:
         ray.train.report(metrics)
         return
     bare = model.module if hasattr(model, "module") else model
@@ -156,6 +186,53 @@ def _report(model, optimizer, config: CorrvosConfig, stage: StageConfig, payload
             handle.write(state.to_bytes())
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder),
                          checkpoint_dir_name=f"checkpoint-{step:08d}")
+
+
+class _Validator:
+    """Rank 0 propagates through the first validation videos and scores J&F; other ranks receive the score."""
+
+    def __init__(self, validation: PeriodicValidation, config: CorrvosConfig, device: torch.device,
+                 rank: int, world: int) -> None:
+        self.every = validation.every
+        self.inference = config.inference
+        self.device = device
+        self.rank = rank
+        self.world = world
+        self.videos = _validation_videos(validation, config.storage.options) if rank == 0 else []
+
+    def score(self, model: torch.nn.Module) -> float:
+        """Mean J&F of the current weights; a collective call when there are several workers."""
+        value = self._evaluate(model) if self.rank == 0 else 0.0
+        if self.world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            shared = torch.tensor([value], dtype=torch.float64, device=self.device)
+            torch.distributed.broadcast(shared, src=0)
+            value = float(shared.item())
+        return value
+
+    def _evaluate(self, model: torch.nn.Module) -> float:
+        from components.evaluation.evaluate import evaluate_videos
+
+        bare = model.module if hasattr(model, "module") else model
+        training = bare.training
+        try:
+            with tempfile.TemporaryDirectory(prefix="corrvos-val-") as folder:
+                run = evaluate_videos(bare, self.videos, folder, self.inference, self.device, progress=False, reports=False)
+            return float(run.jf_mean)
+        finally:
+            bare.train(training)  # the propagator switched it to eval mode
+
+
+def _validation_videos(validation: PeriodicValidation, storage_options: dict[str, Any]) -> list:
+    """The first `max_videos` videos over the validation datasets, names made unique across datasets."""
+    from components.evaluation.videos import dataset_videos
+
+    chained = itertools.chain.from_iterable(dataset_videos(uri, storage_options=storage_options) for uri in validation.datasets)
+    videos = []
+    for video in itertools.islice(chained, validation.max_videos):
+        if any(v.name == video.name for v in videos):
+            video = replace(video, name=f"{video.name}-{len(videos)}")
+        videos.append(video)
+    return videos
 
 
 def _maybe_inject_fault(stage: StageConfig, step: int, rank: int, marker: str | None) -> None:
