@@ -78,3 +78,18 @@ def test_deleted_output_is_redone_not_trusted(tmp_path, local_ray):
     assert second["stages"]["train"]["state"] == "reused"
     assert second["stages"]["evaluate"]["state"] == "done"
     assert os.path.exists(second["stages"]["evaluate"]["outputs"]["scores"])
+
+
+def test_tune_stage_feeds_its_best_weights_to_train(tmp_path, local_ray):
+    space = {"loss.pcl_weight": {"loguniform": [0.05, 0.8]}, "loss.ocl_weight": {"uniform": [0.0, 0.3]}}
+    config = str(tiny_pipeline_yaml(
+        tmp_path, name="tuned", pipeline={"tune": True}, evaluate={"probe": False},
+        tune={"space": space, "num_samples": 4, "max_concurrent": 2, "iterations": 4, "eval_every": 2,
+              "val_videos": 1, "grace_period": 1, "cpus_per_trial": 1}))
+    summary = _run("run", config, str(tmp_path / "tuned.json"))
+    assert list(summary["stages"]) == ["ingest", "pretrain", "tune", "train", "evaluate", "register", "promote"]
+    with open(summary["stages"]["tune"]["outputs"]["best"]) as handle:
+        best = json.load(handle)
+    train = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(summary["stages"]["train"]["mlflow_run_id"])
+    for key, value in best["overrides"].items():  # the train stage ran with the best trial's weights
+        assert float(train.data.params[key]) == pytest.approx(value)
