@@ -84,7 +84,7 @@ def test_tune_stage_feeds_its_best_weights_to_train(tmp_path, local_ray):
     space = {"loss.pcl_weight": {"loguniform": [0.05, 0.8]}, "loss.ocl_weight": {"uniform": [0.0, 0.3]}}
     config = str(tiny_pipeline_yaml(
         tmp_path, name="tuned", pipeline={"tune": True}, evaluate={"probe": False},
-        tune={"space": space, "num_samples": 4, "max_concurrent": 2, "iterations": 4, "eval_every": 2,
+        tune={"space": space, "num_samples": 2, "max_concurrent": 2, "iterations": 4, "eval_every": 2,
               "val_videos": 1, "grace_period": 1, "cpus_per_trial": 1}))
     summary = _run("run", config, str(tmp_path / "tuned.json"))
     assert list(summary["stages"]) == ["ingest", "pretrain", "tune", "train", "evaluate", "register", "promote"]
