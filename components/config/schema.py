@@ -217,8 +217,11 @@ class DatasetSource:
     resolution: str | None = None
     short_side: int | None = None
     optional: bool = False  # a source folder that is missing is skipped instead of failing the pipeline
+    repeat: int = 1  # times each video enters a training epoch (STCN: DAVIS x5 beside YouTube-VOS)
 
     def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ValueError(f"dataset {self.name!r}: repeat must be >= 1")
         if not self.name or "/" in self.name:
             raise ValueError(f"dataset name {self.name!r} must be non-empty and contain no '/'")
         if not self.roles:
@@ -259,6 +262,14 @@ class EvaluateConfig:
     max_videos: int | None = None
     overlays: int = 4  # sequences that get overlay strips and GIFs
     probe: bool = True  # also run the correspondence probe (section `probe`) and log probe_jf beside J&F
+    validate_every: int | None = None  # `train` logs held-out J&F (val_jf) every this many iterations
+    validate_videos: int = 4  # validation videos scored each time
+
+    def __post_init__(self) -> None:
+        if self.validate_every is not None and self.validate_every < 1:
+            raise ValueError("evaluate.validate_every must be >= 1 (or null)")
+        if self.validate_videos < 1 or self.overlays < 0:
+            raise ValueError("evaluate.validate_videos must be >= 1 and evaluate.overlays >= 0")
 
 
 DEFAULT_TUNE_SPACE: dict[str, Any] = {

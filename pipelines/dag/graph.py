@@ -31,6 +31,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 EXECUTION_KEYS = frozenset({
     "num_workers", "use_gpu", "cpus_per_worker", "max_failures", "checkpoint_every", "keep_checkpoints",
     "log_every", "image_every", "fail_at_step", "max_concurrent", "cpus_per_trial", "loader",
+    "validate_every", "validate_videos",
 })
 
 

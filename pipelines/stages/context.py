@@ -27,8 +27,13 @@ class StageContext:
 
 
 def datasets_with_role(config: CorrvosConfig, ingested: dict[str, str], role: str) -> list[str]:
-    """URIs of the ingested datasets that serve `role`, in config order (skipped optional ones left out)."""
-    uris = [ingested[s.name] for s in config.pipeline.sources if role in s.roles and s.name in ingested]
+    """URIs of the ingested datasets that serve `role`, in config order (skipped optional ones left out).
+
+    For training roles a source with `repeat: n` is listed n times (the worker makes it one dataset
+    whose videos enter each epoch n times).
+    """
+    uris = [ingested[s.name] for s in config.pipeline.sources if role in s.roles and s.name in ingested
+            for _ in range(s.repeat if role != "val" else 1)]
     if role == "pretrain" and not uris:  # no static set named: pseudo-videos from the training videos
         return datasets_with_role(config, ingested, "train")
     if not uris:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from components.config import CorrvosConfig
 from pipelines.stages.context import StageContext, datasets_with_role
 from pipelines.training.tracked import run_tracked_training_stage
+from pipelines.training.worker import PeriodicValidation
 
 
 def run_pretrain(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
@@ -18,11 +19,17 @@ def run_train(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
 
         config = apply_best(config, context.inputs["tune"]["best"])
     datasets = datasets_with_role(config, context.inputs["ingest"], "train")
-    return _train(config, "train", datasets, context, init=context.inputs["pretrain"]["model"])
+    validation = None
+    if config.evaluate.validate_every is not None:  # a held-out J&F curve beside the loss curves
+        val = datasets_with_role(config, context.inputs["ingest"], "val")
+        validation = PeriodicValidation(tuple(val), config.evaluate.validate_every, config.evaluate.validate_videos)
+    return _train(config, "train", datasets, context, init=context.inputs["pretrain"]["model"], validation=validation)
 
 
-def _train(config: CorrvosConfig, stage: str, datasets: list[str], context: StageContext, init: str | None) -> dict[str, str]:
+def _train(config: CorrvosConfig, stage: str, datasets: list[str], context: StageContext, init: str | None,
+           validation: PeriodicValidation | None = None) -> dict[str, str]:
     outputs = run_tracked_training_stage(config, stage, datasets, context.out, init,
-                                         parent_run_id=context.parent_run_id, run_id=context.run_id)
+                                         parent_run_id=context.parent_run_id, run_id=context.run_id,
+                                         validation=validation)
     outputs.pop("mlflow_run_id", None)
     return outputs

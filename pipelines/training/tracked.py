@@ -16,9 +16,10 @@ from components.storage import read_bytes
 from components.training.curves import plot_curves
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, flatten_config, resolve_tracking_uri
 from pipelines.training.stage import dataset_version, run_training_stage
+from pipelines.training.worker import PeriodicValidation
 from pipelines.versioning import code_version
 
-CURVE_KEYS = ("total", "seg", "dice", "pcl", "cross_view", "ocl", "lambda", "lr", "grad_norm", "samples_per_s")
+CURVE_KEYS = ("total", "seg", "dice", "pcl", "cross_view", "ocl", "lambda", "lr", "grad_norm", "samples_per_s", "val_jf")
 
 
 def start_stage_run(config: CorrvosConfig, stage_name: str, parent_run_id: str | None = None,
@@ -44,8 +45,12 @@ def run_tracked_training_stage(
     init_weights: str | None = None,
     parent_run_id: str | None = None,
     run_id: str | None = None,
+    validation: PeriodicValidation | None = None,
 ) -> dict[str, str]:
-    """Run the stage inside an MLflow run; returns the stage outputs plus `mlflow_run_id`."""
+    """Run the stage inside an MLflow run; returns the stage outputs plus `mlflow_run_id`.
+
+    With `validation`, the run also gets a `val_jf` curve (held-out J&F during training).
+    """
     tracking_uri, run_id = start_stage_run(config, stage_name, parent_run_id, run_id)
     logger = RunLogger(tracking_uri, run_id)
     stage = getattr(config, stage_name)
@@ -63,7 +68,8 @@ def run_tracked_training_stage(
     logger.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
     client = MlflowClient(tracking_uri)
     try:
-        outputs = run_training_stage(config, stage_name, datasets, output_uri, init_weights, tracking_uri, run_id)
+        outputs = run_training_stage(config, stage_name, datasets, output_uri, init_weights, tracking_uri, run_id,
+                                     validation=validation)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise

@@ -27,7 +27,7 @@ import torch
 
 from components.config import CorrvosConfig, StageConfig, config_from_dict
 from components.data.config import DataConfig
-from components.data.loader import ClipLoader
+from components.data.loader import ClipLoader, DatasetRef
 from components.model import STCNTrainWrapper
 from components.model.checkpoint import load_inference_checkpoint
 from components.training.optim import build_optimizer, learning_rate_at, set_learning_rate
@@ -61,6 +61,14 @@ class PeriodicValidation:
         return cls(tuple(entry["datasets"]), entry["every"], entry["max_videos"]) if entry else None
 
 
+def dataset_refs(datasets: list[str]) -> list[DatasetRef]:
+    """A URI listed n times is one dataset whose videos enter each epoch n times (STCN's DAVIS x5)."""
+    counts: dict[str, int] = {}
+    for uri in datasets:
+        counts[uri] = counts.get(uri, 0) + 1
+    return [DatasetRef(uri, repeat) for uri, repeat in counts.items()]
+
+
 class InjectedFault(RuntimeError):
     """Raised once, on purpose, by `fail_at_step` to prove recovery works."""
 
@@ -81,7 +89,7 @@ def train_worker(payload: dict[str, Any]) -> None:
     if start_step >= total:
         return
     loader = ClipLoader(
-        payload["datasets"], stage.batch_size // world, rank=rank, world_size=world, seed=stage.seed,
+        dataset_refs(payload["datasets"]), stage.batch_size // world, rank=rank, world_size=world, seed=stage.seed,
         config=_data_config(config.data, payload), storage_options=config.storage.options,
     )
     logger = RunLogger(payload["tracking_uri"], payload["run_id"]) if rank == 0 and payload.get("run_id") else None

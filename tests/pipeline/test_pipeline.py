@@ -21,7 +21,7 @@ def _run(*argv) -> dict:
 
 
 def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
-    config = str(tiny_pipeline_yaml(tmp_path))
+    config = str(tiny_pipeline_yaml(tmp_path, evaluate={"validate_every": 3, "validate_videos": 1}))
     first = _run("run", config, str(tmp_path / "first.json"))
     assert list(first["stages"]) == STAGES
     assert all(s["state"] == "done" for s in first["stages"].values())
@@ -44,6 +44,8 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     artifacts = [a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation/report")]
     assert "evaluation/report/jf_vs_probe.png" in artifacts and "evaluation/report/jf_per_sequence.png" in artifacts
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
+    val_jf = client.get_metric_history(first["stages"]["train"]["mlflow_run_id"], "val_jf")
+    assert sorted(m.step for m in val_jf) == [3, 6]  # train's held-out J&F curve
 
     second = _run("run", config, str(tmp_path / "second.json"))
     assert all(s["state"] == "reused" for s in second["stages"].values())

@@ -32,12 +32,12 @@ def test_two_ddp_workers_report_the_same_val_jf(tmp_path, tiny_dataset, tiny_val
     reports = tmp_path / "reports.jsonl"
     validation = PeriodicValidation((tiny_val_dataset,), every=2, max_videos=2)
 
-    def with_validation(*args, **kwargs):
-        return stage.run_training_stage(*args, **kwargs, validation=validation, callbacks=[RecordReports(str(reports))])
+    def with_recorder(*args, **kwargs):  # a test-only Train callback sees every rank's reports
+        return stage.run_training_stage(*args, **kwargs, callbacks=[RecordReports(str(reports))])
 
-    monkeypatch.setattr(tracked, "run_training_stage", with_validation)
+    monkeypatch.setattr(tracked, "run_training_stage", with_recorder)
     config = tiny_config(tmp_path, iterations=4, num_workers=2, batch_size=2, checkpoint_every=4, log_every=1)
-    out = run_tracked_training_stage(config, "train", [tiny_dataset], str(tmp_path / "out"))
+    out = run_tracked_training_stage(config, "train", [tiny_dataset], str(tmp_path / "out"), validation=validation)
 
     lines = [json.loads(line) for line in reports.read_text().splitlines()]
     assert [[m["step"] for m in workers] for workers in lines] == [[2, 2], [4, 4]]  # a report at 2 without a checkpoint
