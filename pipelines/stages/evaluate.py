@@ -33,8 +33,7 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
             probe = probe_videos(model, _videos(config, uris), folder / "probe", config.probe, device, progress=True)
             _log_probe(run, probe, folder, context)
         if not local:
-            fs, path = fsspec.core.url_to_fs(context.out, **config.storage.options)
-            fs.put(str(folder), path, recursive=True)
+            _upload(folder, context.out, config.storage.options)
     return {
         "scores": f"{context.out}/scores.json",
         "predictions": f"{context.out}/predictions",
@@ -42,6 +41,13 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         **({"probe_scores": f"{context.out}/probe/scores.json"} if config.evaluate.probe else {}),
         "model": model_uri,
     }
+
+
+def _upload(folder: Path, uri: str, storage_options: dict) -> None:
+    """Every file under `folder` to the same relative path under `uri` (no nesting surprises from `put`)."""
+    fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        fs.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(folder).as_posix()}")
 
 
 def _videos(config: CorrvosConfig, uris: list[str]):

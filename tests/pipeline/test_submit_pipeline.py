@@ -1,5 +1,5 @@
-"""The pipeline submitted as a Ray Job to a `ray start --head` cluster, tracked on an MLflow server
-whose artifacts live on a moto S3 endpoint: all three started here on 127.0.0.1, no mocks."""
+"""The pipeline submitted as a Ray Job to a `ray start --head` cluster, its storage on S3 and its
+tracking on an MLflow server whose artifacts live on S3 too (moto): all started here on 127.0.0.1."""
 
 import subprocess
 import sys
@@ -28,7 +28,7 @@ def local_cluster(tmp_path):
 
 def test_submitted_pipeline_tracks_every_stage_and_crowns_a_champion(tmp_path, local_cluster):
     config = tiny_pipeline_yaml(tmp_path, name="submitted", tracking={"mlflow_uri": local_cluster.mlflow.url},
-                                evaluate={"probe": False})
+                                storage={"root": f"s3://{local_cluster.bucket}/runs"})
     corrvos = str(Path(sys.executable).parent / "corrvos")
     job = subprocess.run([corrvos, "submit", str(config), "--address", local_cluster.ray.dashboard_url],
                          capture_output=True, text=True, timeout=900)
@@ -49,5 +49,10 @@ def test_submitted_pipeline_tracks_every_stage_and_crowns_a_champion(tmp_path, l
                       aws_secret_access_key="testing", region_name="us-east-1")
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=local_cluster.bucket)
             for o in page.get("Contents", [])]
-    assert any(k.endswith("model.pt") for k in keys), keys[:20]  # the registered weights sit on S3
+    assert any(k.startswith("mlflow-artifacts/") and k.endswith("model.pt") for k in keys), keys[:20]  # registered weights
     assert any(k.endswith("loss_curves.png") for k in keys)
+    for stage in STAGES:  # every stage's success record, and the outputs, live under the S3 storage root
+        assert any(k.startswith(f"runs/stages/{stage}/") and k.endswith("_SUCCESS.json") for k in keys), stage
+    assert any(k.startswith("runs/stages/train/") and k.endswith("/model.pt") for k in keys)
+    assert any(k.startswith("runs/stages/evaluate/") and k.endswith("/scores.json") for k in keys)
+    assert any(k.startswith("runs/stages/evaluate/") and k.endswith("/probe/scores.json") for k in keys)
