@@ -50,3 +50,31 @@ class FrameGeometry:
         if x.shape[-2:] != (self.height, self.width):
             x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
         return x
+
+
+VOID = 255  # DAVIS 2017 / YouTube-VOS "void" label: neither background nor an object
+
+
+def given_masks(annotation: np.ndarray, index: int, geometry: FrameGeometry, object_ids: list[int],
+                join_frames: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Read a given mask: check its size, let ids not seen before join (at frame `index`), and return
+    the one-hot of every known object (1,O,H',W'), where the mask labels a pixel (1,1,H',W'), and
+    whether an object joined. Shared by the inference engine and the correspondence probe.
+    """
+    from components.errors import DataError
+
+    if annotation.shape[:2] != (geometry.height, geometry.width):
+        raise DataError(f"mask of frame {index} is {annotation.shape[1]}x{annotation.shape[0]}, "
+                        f"the frame is {geometry.width}x{geometry.height}")
+    present = [int(v) for v in np.unique(annotation) if v not in (0, VOID)]
+    new_ids = [v for v in present if v not in object_ids]
+    object_ids.extend(new_ids)
+    join_frames.extend([index] * len(new_ids))
+    if not object_ids:  # nothing given yet and nothing known: no channels to draw
+        return torch.zeros(1, 0, 1, 1, device=device), torch.zeros(1, 1, 1, 1, device=device), False
+    ids = torch.as_tensor(object_ids, device=device, dtype=torch.int64)
+    given = torch.from_numpy(annotation.astype(np.int64)).to(device)
+    onehot = geometry.masks_to_tensor((given[None] == ids[:, None, None]).float())
+    labelled = geometry.masks_to_tensor(((given > 0) & (given != VOID)).float()[None])
+    return onehot, labelled, bool(new_ids)
+

@@ -18,12 +18,11 @@ from tqdm import tqdm
 
 from components.config.schema import InferenceConfig
 from components.errors import DataError
-from components.inference.frames import FrameGeometry
+from components.inference.frames import VOID, FrameGeometry, given_masks
 from components.inference.memory_store import MemoryEntry, MemoryStore
 from components.inference.readout import read_memory_top_k
 from components.model.stcn import STCN
 
-VOID = 255
 
 
 @dataclass
@@ -138,23 +137,13 @@ class VideoPropagator:
         self, index: int, annotation: np.ndarray, predicted: torch.Tensor, state: "_VideoState"
     ) -> tuple[torch.Tensor, bool]:
         """Given masks override predictions where they label a pixel; new ids join the video."""
-        geometry = state.geometry
-        if annotation.shape[:2] != (geometry.height, geometry.width):
-            raise DataError(f"mask of frame {index} is {annotation.shape[1]}x{annotation.shape[0]}, "
-                             f"the frame is {geometry.width}x{geometry.height}")
-        present = [int(v) for v in np.unique(annotation) if v not in (0, VOID)]
-        new_ids = [v for v in present if v not in state.object_ids]
-        state.object_ids.extend(new_ids)
-        state.join_frames.extend([index] * len(new_ids))
-        ids = torch.as_tensor(state.object_ids, device=self.device)
-        given = torch.from_numpy(annotation.astype(np.int64)).to(self.device)
-        onehot = geometry.masks_to_tensor((given[None] == ids[:, None, None]).float())  # 1, O, H', W'
-        labelled = geometry.masks_to_tensor((given > 0).float()[None] * (given != VOID).float()[None])
+        onehot, labelled, joined = given_masks(annotation, index, state.geometry, state.object_ids,
+                                               state.join_frames, self.device)  # 1,O,H',W' and 1,1,H',W'
         previous = torch.zeros_like(onehot)
         previous[:, : predicted.shape[1]] = predicted.to(onehot.dtype)
         if index == 0 or not predicted.shape[1]:
-            return onehot, bool(new_ids)
-        return previous * (1 - labelled) + onehot, bool(new_ids)
+            return onehot, joined
+        return previous * (1 - labelled) + onehot, joined
 
     @staticmethod
     def _with_background(object_probs: torch.Tensor) -> torch.Tensor:

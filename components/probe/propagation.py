@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.inference.frames import given_masks
 from components.probe.config import ProbeConfig
 from components.probe.keys import VideoKeys
 
-VOID = 255
 BLOCK_ELEMENTS = 1 << 22  # affinity entries computed at once (16 MB in fp32)
 
 
@@ -140,21 +140,11 @@ def _apply_annotation(
     index: int, annotation: np.ndarray, predicted: torch.Tensor, full: torch.Tensor, video: VideoKeys, context: _Context
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Given masks replace predictions where they label a pixel (grid and full size); new ids join."""
-    geometry = video.geometry
-    if annotation.shape[:2] != (geometry.height, geometry.width):
-        raise ValueError(f"mask of frame {index} is {annotation.shape[1]}x{annotation.shape[0]}, "
-                         f"the frame is {geometry.width}x{geometry.height}")
-    present = [int(v) for v in np.unique(annotation) if v not in (0, VOID)]
-    new_ids = [v for v in present if v not in context.object_ids]
-    context.object_ids.extend(new_ids)
-    context.join_frames.extend([index] * len(new_ids))
+    onehot, labelled, joined = given_masks(annotation, index, video.geometry, context.object_ids,
+                                           context.join_frames, predicted.device)
     if not context.object_ids:
         return predicted, full, False
-    device = predicted.device
-    ids = torch.as_tensor(context.object_ids, device=device)
-    given = torch.from_numpy(annotation.astype(np.int64)).to(device)
-    onehot = geometry.masks_to_tensor((given[None] == ids[:, None, None]).float())[0]  # O,H',W'
-    labelled = geometry.masks_to_tensor(((given > 0) & (given != VOID)).float()[None])[0]  # 1,H',W'
+    onehot, labelled = onehot[0], labelled[0]  # O,H',W' and 1,H',W'
     onehot_grid = F.interpolate(onehot[None], size=video.grid_size, mode="area")[0]  # O,h,w
     labelled_grid = F.interpolate(labelled[None], size=video.grid_size, mode="area")[0]  # 1,h,w
     grown = torch.zeros_like(onehot_grid)
@@ -163,7 +153,7 @@ def _apply_annotation(
     grown_full[: full.shape[0]] = full
     predicted = grown * (1 - labelled_grid) + onehot_grid
     full = grown_full * (1 - labelled) + onehot
-    return predicted, full, bool(new_ids)
+    return predicted, full, joined
 
 
 def _upsample(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

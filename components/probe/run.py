@@ -102,7 +102,7 @@ def probe_videos(
         try:
             keys = encode_video(encoder, video.frames, config.max_short_side)
             scores.append(_probe_one(keys, video, out, config))
-        except ValueError as exc:
+        except (ValueError, DataError) as exc:
             raise DataError(f"{video.name}: {exc}") from None
         motion = synthetic_motion(video)
         if motion is not None:
