@@ -42,8 +42,7 @@ class PipelineRun:
 
     def summary(self) -> dict[str, Any]:
         """The `--summary-json` document."""
-        stages = {name: {"state": o.state, "outputs": o.outputs, "mlflow_run_id": o.mlflow_run_id,
-                         "fingerprint": o.fingerprint, "uri": o.folder} for name, o in self.outcomes.items()}
+        stages = _stage_entries(self.outcomes)
         evaluate = self.outcomes.get("evaluate")
         register = self.outcomes.get("register")
         promote = self.outcomes.get("promote")
@@ -54,6 +53,12 @@ class PipelineRun:
             "champion_uri": promote.outputs["champion_uri"] if promote else None,
             "parent_run_id": self.parent_run_id,
         }
+
+
+def _stage_entries(outcomes: dict[str, StageOutcome]) -> dict[str, dict[str, Any]]:
+    """The summary's `stages` entries of the stages that ended."""
+    return {name: {"state": o.state, "outputs": o.outputs, "mlflow_run_id": o.mlflow_run_id,
+                   "fingerprint": o.fingerprint, "uri": o.folder} for name, o in outcomes.items()}
 
 
 def resolve_locations(config: CorrvosConfig) -> CorrvosConfig:
@@ -138,8 +143,7 @@ def _stage_task(node: StageNode, payload: dict[str, Any], tracking_uri: str, par
 
 def _record_failure(state: PipelineState, client: MlflowClient, parent: str, outcomes: dict[str, StageOutcome],
                     nodes: list[StageNode], failed: StageNode, tracking_uri: str) -> None:
-    stages = {name: {"state": o.state, "outputs": o.outputs, "mlflow_run_id": o.mlflow_run_id,
-                     "fingerprint": o.fingerprint, "uri": o.folder} for name, o in outcomes.items()}
+    stages = _stage_entries(outcomes)
     for node in nodes[len(outcomes):]:
         stages[node.name] = {"state": "failed" if node is failed else "not started", "outputs": {},
                              "mlflow_run_id": None, "fingerprint": node.fingerprint, "uri": None}
