@@ -2,6 +2,7 @@
 
     python -m bench.inference                              # CPU: both presets, a few frames
     python -m bench.inference --device cuda --frames 100   # GPU
+    python -m bench.inference --model xmem                 # XMem's engine against STCN's, same sizes
 
 A synthetic single-object video (a textured ellipse drifting over a panning texture, 854x480 for
 --size 480) runs through randomly initialised `stcn` and `small` models: once with our engine
@@ -11,6 +12,10 @@ encode_value / read / decoder, full softmax over memory). Both time the model on
 already in memory; tensor conversion and the label's copy to the host are counted in both).
 Engine and reference alternate for a few rounds and the best FPS of each is kept. The last line
 is the ratio of the engine's FPS to the reference's, the worst over the presets.
+
+With `--model xmem` the XMem engine (`XMemPropagator`: sensory memory, working memory, long-term
+prototypes, top-k 30) runs against the STCN engine built with the same preset sizes; the last line
+is XMem's FPS over STCN's, the worst over the presets.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from components.config import InferenceConfig, ModelConfig, config_from_dict
-from components.inference import VideoPropagator
-from components.model import STCN
+from components.inference import propagator_for
+from components.model import STCN, build_network
 
 CPU_FRAMES = {"stcn": 5, "small": 20}  # ~2 minutes on 2 idle cores: `stcn` runs at under 1 frame/s at 480p
 GPU_FRAMES = 100  # about a DAVIS sequence (memory grows to 20 frames)
@@ -36,7 +41,9 @@ GPU_FRAMES = 100  # about a DAVIS sequence (memory grows to 20 frames)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--presets", default="stcn,small", help="comma-separated model presets")
+    parser.add_argument("--model", choices=("stcn", "xmem"), default="stcn",
+                        help="stcn: engine vs reference loop; xmem: XMem's engine vs STCN's")
+    parser.add_argument("--presets", default="stcn,small", help="comma-separated model presets (sizes)")
     parser.add_argument("--frames", type=int, help=f"frames timed per run (default on CPU: "
                         f"{', '.join(f'{k} {v}' for k, v in CPU_FRAMES.items())}; on GPU: {GPU_FRAMES})")
     parser.add_argument("--size", type=int, default=480, help="short side in pixels; the long side is 16:9")
@@ -69,7 +76,7 @@ def engine_run(
     model: STCN, frames: list[np.ndarray], mask: np.ndarray, device: torch.device
 ) -> tuple[float, list[np.ndarray]]:
     """(frames per second, label maps) of our engine with its default settings."""
-    result = VideoPropagator(model, InferenceConfig(), device).propagate(frames, {0: mask})
+    result = propagator_for(model, InferenceConfig(), device).propagate(frames, {0: mask})
     return result.fps, result.labels
 
 
@@ -149,6 +156,41 @@ def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) ->
     return engine_fps, reference_fps, agreement
 
 
+def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
+    """(XMem engine fps, STCN engine fps) with the same preset sizes, best of the interleaved rounds."""
+    models = {}
+    for name in ("xmem", "stcn"):
+        torch.manual_seed(args.seed)
+        models[name] = build_network(config_from_dict(ModelConfig, {"preset": preset, "name": name})).to(device).eval()
+    count = frame_count(preset, args, device)
+    height, width = args.size, round(args.size * 16 / 9 / 2) * 2
+    frames, mask = synthetic_video(count, height, width, args.seed)
+    best = {"xmem": 0.0, "stcn": 0.0}
+    for model in models.values():
+        if args.warmup:
+            engine_run(model, frames[: args.warmup], mask, device)
+    for round_index in range(args.rounds):
+        for name in (("xmem", "stcn") if round_index % 2 == 0 else ("stcn", "xmem")):
+            fps, _ = engine_run(models[name], frames, mask, device)
+            best[name] = max(best[name], fps)
+    return best["xmem"], best["stcn"]
+
+
+def main_xmem(args: argparse.Namespace, device: torch.device, presets: list[str]) -> int:
+    ratios = {}
+    for preset in presets:
+        xmem_fps, stcn_fps = bench_xmem_preset(preset, args, device)
+        ratios[preset] = xmem_fps / stcn_fps
+        print(f"{preset:>6} ({frame_count(preset, args, device)} frames): xmem engine {xmem_fps:7.2f} frames/s | "
+              f"stcn engine {stcn_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x")
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    worst = min(ratios, key=ratios.get)
+    detail = ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items())
+    print(f"xmem vs stcn engine: {ratios[worst]:.2f}x (worst of: {detail})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -161,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     width = round(args.size * 16 / 9 / 2) * 2
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
           f"memory every 5 frames, engine top-k 20; best of {args.rounds} interleaved rounds")
+    if args.model == "xmem":
+        return main_xmem(args, device, presets)
     ratios = {}
     for preset in presets:
         engine_fps, reference_fps, agreement = bench_preset(preset, args, device)

@@ -2,6 +2,7 @@
 
     python -m bench.train_step --preset small
     python -m bench.train_step --preset stcn --device cuda --bf16
+    python -m bench.train_step --model xmem                 # XMem: 8-frame clips, 3 objects
 
 Both configurations run interleaved on the same batch, model initialisation and optimiser
 settings; the median step time of each is compared. The last line is the ratio.
@@ -19,7 +20,7 @@ import torch
 
 from components.config import LossConfig, ModelConfig, config_from_dict
 from components.losses import compute_losses
-from components.model import STCNTrainWrapper
+from components.model import build_train_wrapper
 from components.training.batch import ClipBatch, random_clip_batch
 
 DEFAULTS = {"small": {"batch": 4, "size": 192}, "stcn": {"batch": 8, "size": 384}}
@@ -28,11 +29,13 @@ CORRESPONDENCE = {"preset": "released", "ocl_weight": 0.1}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(DEFAULTS), default="small")
+    parser.add_argument("--model", choices=("stcn", "xmem"), default="stcn", help="base network")
+    parser.add_argument("--preset", choices=sorted(DEFAULTS), default="small", help="sizes (stcn = the paper's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, help="clips per step (default: 4 small, 8 stcn)")
     parser.add_argument("--size", type=int, help="crop side in pixels (default: 192 small, 384 stcn)")
-    parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--frames", type=int, help="frames per clip (default: 3 stcn, 8 xmem)")
+    parser.add_argument("--objects", type=int, help="objects per clip (default: 2 stcn, 3 xmem)")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU); losses stay fp32")
@@ -45,7 +48,7 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(model: STCNTrainWrapper, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool):
+def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool):
     """A closure running forward, losses, backward and an optimiser step; returns seconds taken."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -72,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     batch_size = args.batch or DEFAULTS[args.preset]["batch"]
     size = args.size or DEFAULTS[args.preset]["size"]
     torch.manual_seed(args.seed)
-    model_config = config_from_dict(ModelConfig, {"preset": args.preset})
-    batch = random_clip_batch(batch_size, args.frames, size, 2, torch.Generator().manual_seed(args.seed)).to(device)
+    model_config = config_from_dict(ModelConfig, {"preset": args.preset, "name": args.model})
+    frames = args.frames or (8 if args.model == "xmem" else 3)
+    objects = args.objects or (3 if args.model == "xmem" else 2)
+    batch = random_clip_batch(batch_size, frames, size, objects, torch.Generator().manual_seed(args.seed)).to(device)
     configs = {
         "baseline": config_from_dict(LossConfig, {"preset": "baseline"}),
         "released+ocl": config_from_dict(LossConfig, CORRESPONDENCE),
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     steps, times = {}, {}
     for name, loss_config in configs.items():
         torch.manual_seed(args.seed)  # identical initial weights for both
-        model = STCNTrainWrapper(model_config).to(device).train()
+        model = build_train_wrapper(model_config).to(device).train()
         steps[name] = make_step(model, loss_config, batch, device, args.bf16)
         times[name] = []
     for _ in range(args.warmup):
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, step in steps.items():
             times[name].append(step())
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    print(f"preset={args.preset} device={device} ({where}) batch={batch_size}x{args.frames}x{size}px bf16={args.bf16}")
+    print(f"model={args.model} preset={args.preset} device={device} ({where}) "
+          f"batch={batch_size}x{frames}x{size}px objects={objects} bf16={args.bf16}")
     medians = {}
     for name, values in times.items():
         medians[name] = statistics.median(values)

@@ -88,14 +88,14 @@ class CorrvosSegmenter(mlflow.pyfunc.PythonModel):
         """
         from components.config import InferenceConfig
         from components.errors import DataError
-        from components.inference import VideoPropagator
+        from components.inference import propagator_for
 
         frames, first_mask = np.asarray(model_input["frames"]), np.asarray(model_input["first_mask"])
         if frames.ndim != 4 or frames.shape[-1] != 3 or first_mask.shape != frames.shape[1:3]:
             raise DataError(f"frames {frames.shape} and first_mask {first_mask.shape}: expected (T,H,W,3) and (H,W)")
         params = params or {}
         config = InferenceConfig(memory_every=int(params.get("memory_every", 5)), top_k=int(params.get("top_k", 20)))
-        result = VideoPropagator(self.model, config, self.device).propagate(list(frames), {0: first_mask})
+        result = propagator_for(self.model, config, self.device).propagate(list(frames), {0: first_mask})
         return np.stack(result.labels).astype(np.uint8)  # T, H, W
 
 

@@ -16,4 +16,5 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_loads(path):
     config = load_yaml_config(CorrvosConfig, path)
-    assert config.model.preset in {"small", "stcn"}
+    assert config.model.preset in {"small", "stcn", "xmem"}
+    assert config.registered_model == f"corrvos-{config.model.name}"

@@ -30,6 +30,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "decoder_dims": (512, 256, 256),
         "batchnorm": "frozen",
     },
+    # The paper's XMem (METHOD_REFERENCE §5.2): STCN's encoders plus shrinkage/selection keys and a 64-d sensory memory.
+    "xmem": {
+        "name": "xmem",
+        "key_backbone": "resnet50",
+        "value_backbone": "resnet18",
+        "backbone_width": 64,
+        "key_dim": 64,
+        "value_dim": 512,
+        "hidden_dim": 64,
+        "decoder_dims": (512, 256, 256),
+        "batchnorm": "frozen",
+    },
     # Small enough to train on a 2-core CPU: ResNet-18 keys, half-width trunks, 128-d values.
     "small": {
         "key_backbone": "resnet18",
@@ -38,6 +50,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "key_dim": 64,
         "value_dim": 128,
         "decoder_dims": (128, 64, 64),
+        "hidden_dim": 32,  # XMem's sensory memory (unused by STCN)
         "batchnorm": "batch",  # trained from scratch on a CPU: frozen BN at init would be no normalisation
     },
 }
@@ -45,15 +58,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network shape. `decoder_entry`: `fusion` = released correspondence code, `stcn` = original.
+    """Network shape. `name` picks the base: `stcn` (§5.1) or `xmem` (§5.2); presets give the sizes.
 
+    `decoder_entry`: `fusion` = released correspondence code, `stcn` = original (STCN only).
     `batchnorm: frozen` is STCN's (ImageNet-initialised trunks); `batch` uses batch statistics in
-    training, for trunks trained from scratch.
+    training, for trunks trained from scratch. `hidden_dim`, `deep_update_prob` and
+    `num_ref_frames` are XMem's: its sensory memory width, the chance a memory frame's value
+    encoding also refreshes that memory in training, and the memory frames a training frame reads.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = MODEL_PRESETS
 
-    name: Literal["stcn"] = "stcn"
+    name: Literal["stcn", "xmem"] = "stcn"
     preset: str = "stcn"
     key_backbone: Literal["resnet18", "resnet50"] = "resnet50"
     value_backbone: Literal["resnet18", "resnet50"] = "resnet18"
@@ -65,7 +81,16 @@ class ModelConfig:
     batchnorm: Literal["frozen", "batch"] = "frozen"
     head_dim: int = 64
     single_object: bool = False
+    hidden_dim: int = 64
+    deep_update_prob: float = 0.2
+    num_ref_frames: int = 3
     backbone_weights: BackboneWeights = field(default_factory=BackboneWeights)
+
+    def __post_init__(self) -> None:
+        if self.hidden_dim < 1 or self.num_ref_frames < 1:
+            raise ValueError("model.hidden_dim and model.num_ref_frames must be >= 1")
+        if not 0.0 <= self.deep_update_prob <= 1.0:
+            raise ValueError("model.deep_update_prob must lie in [0, 1]")
 
 
 LOSS_PRESETS: dict[str, dict[str, Any]] = {
@@ -110,8 +135,36 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class XMemMemoryConfig:
+    """XMem's inference memory (§5.2): working memory of T_min..T_max frames, long-term prototypes.
+
+    When working memory passes `work_max_frames`, its oldest frames are consolidated into
+    `num_prototypes` prototypes (chosen by usage) in long-term memory, which keeps at most
+    `long_term_max` elements by evicting the least used. Memory stays bounded on any video length.
+    """
+
+    top_k: int | None = 30
+    work_min_frames: int = 5
+    work_max_frames: int = 10
+    long_term_max: int = 10_000
+    num_prototypes: int = 128
+
+    def __post_init__(self) -> None:
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("inference.xmem.top_k must be >= 1 (or null for the full softmax)")
+        if not 1 <= self.work_min_frames < self.work_max_frames:
+            raise ValueError("inference.xmem: need 1 <= work_min_frames < work_max_frames")
+        if not 1 <= self.num_prototypes < self.long_term_max:
+            raise ValueError("inference.xmem: need 1 <= num_prototypes < long_term_max")
+
+
+@dataclass(frozen=True)
 class InferenceConfig:
-    """Propagation settings (METHOD_REFERENCE §5.1 "Inference", §6); defaults are STCN's DAVIS ones."""
+    """Propagation settings (METHOD_REFERENCE §5.1 "Inference", §6); defaults are STCN's DAVIS ones.
+
+    `top_k`, `include_last` and `max_memory_frames` are STCN's memory; XMem reads its own `xmem`
+    section. `memory_every`, `max_short_side` and `precision` apply to both.
+    """
 
     memory_every: int = 5
     top_k: int | None = 20
@@ -119,6 +172,7 @@ class InferenceConfig:
     max_memory_frames: int | None = None
     max_short_side: int | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    xmem: XMemMemoryConfig = field(default_factory=XMemMemoryConfig)
 
     def __post_init__(self) -> None:
         if self.memory_every < 1:
@@ -143,6 +197,12 @@ STAGE_PRESETS: dict[str, dict[str, Any]] = {
                          "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
     "stcn-original-s3": {"iterations": 150_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (0.8333,),
                          "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
+    # XMem (METHOD_REFERENCE §4.5, hkchengrex/XMem): AdamW wd 0.05, lr 1e-5, effective batch over 2 GPUs.
+    # s3 is 100K + a 10K fine-tune tail (set data.augment.plain_after: 0.909), lr dropped at 80K.
+    "xmem-s0": {"iterations": 150_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (),
+                "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
+    "xmem-s3": {"iterations": 110_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (0.7273,),
+                "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
     # Minutes on a 2-core CPU with the `small` model and synthetic videos.
     "demo": {"iterations": 300, "batch_size": 4, "learning_rate": 1e-3, "lr_drop_at": (0.8,),
              "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": False, "checkpoint_every": 100,
@@ -193,7 +253,7 @@ class TrackingConfig:
 
     mlflow_uri: str = "sqlite:///runs/mlflow.db"
     experiment: str = "corrvos"
-    registered_model: str = "corrvos-stcn"
+    registered_model: str | None = None  # None: corrvos-<model.name>, one registered model per base
     promote_margin: float = 0.0  # `promote` moves `champion` only when J&F beats the champion's by more than this
 
 
@@ -361,3 +421,8 @@ class CorrvosConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    @property
+    def registered_model(self) -> str:
+        """The MLflow registered model: `tracking.registered_model`, else one name per base model."""
+        return self.tracking.registered_model or f"corrvos-{self.model.name}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from components.config.schema import InferenceConfig
@@ -28,8 +29,7 @@ from components.evaluation.predictions import SequenceFolder, propagate_to_folde
 from components.evaluation.protocol import EvaluationResult, SequenceScore, count_objects, score_sequence
 from components.evaluation.summary import result_dict
 from components.evaluation.videos import EvalVideo
-from components.inference import VideoPropagator
-from components.model.stcn import STCN
+from components.inference import VideoPropagator, propagator_for
 from components.storage import atomic_write_bytes
 
 
@@ -83,7 +83,7 @@ class EvaluationRun:
 
 
 def evaluate_videos(
-    model: STCN,
+    model: nn.Module,
     videos: Iterable[EvalVideo],
     out_dir: str | Path,
     inference_config: InferenceConfig = InferenceConfig(),
@@ -100,7 +100,7 @@ def evaluate_videos(
     """
     out = Path(out_dir)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
-    propagator = VideoPropagator(model, inference_config, device)
+    propagator = propagator_for(model, inference_config, device)
     scores: list[SequenceScore] = []
     timings: list[SequenceTiming] = []
     on_disk: dict[str, tuple[Path, Path]] = {}  # name -> (ground-truth folder, image folder)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from components.config.schema import InferenceConfig
 from components.errors import DataError
@@ -24,8 +25,7 @@ from components.evaluation.masks import read_label_map
 from components.evaluation.predictions import SequenceFolder, propagate_to_folder
 from components.evaluation.reports import overlay
 from components.evaluation.videos import first_appearances, image_frames, image_size, list_image_files
-from components.inference import VideoPropagator
-from components.model.stcn import STCN
+from components.inference import propagator_for
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def plan_prediction(
 
 
 def run_prediction(
-    model: STCN,
+    model: nn.Module,
     job: PredictionJob,
     config: InferenceConfig = InferenceConfig(),
     device: torch.device | str | None = None,
@@ -118,7 +118,7 @@ def run_prediction(
     """Propagate, write every frame's PNG into a temporary folder, then move it (and the GIF) into place."""
     job.sequence_dir.parent.mkdir(parents=True, exist_ok=True)
     animation = OverlayAnimation(len(job.frame_paths)) if job.overlay_path is not None else None
-    propagator = VideoPropagator(model, config, device)
+    propagator = propagator_for(model, config, device)
     temporary_gif = None
     try:
         with SequenceFolder(job.sequence_dir) as folder:
@@ -138,7 +138,7 @@ def run_prediction(
 
 
 def predict_folder(
-    model: STCN,
+    model: nn.Module,
     frames_dir: str | Path,
     masks: str | Path,
     out_dir: str | Path,

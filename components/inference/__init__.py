@@ -3,5 +3,6 @@
 from components.inference.frames import FrameGeometry
 from components.inference.memory_store import MemoryStore
 from components.inference.propagate import PropagationResult, VideoPropagator
+from components.inference.xmem_propagate import XMemPropagator, propagator_for
 
-__all__ = ["FrameGeometry", "MemoryStore", "PropagationResult", "VideoPropagator"]
+__all__ = ["FrameGeometry", "MemoryStore", "PropagationResult", "VideoPropagator", "XMemPropagator", "propagator_for"]

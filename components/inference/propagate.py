@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ class PropagationResult:
 
 
 class VideoPropagator:
-    """Runs one video at a time through an inference network with a bounded memory."""
+    """Runs one video at a time through an inference network with a bounded memory (STCN's memory here;
+    `XMemPropagator` swaps in XMem's). Subclasses provide `_new_state` and `_segment`."""
 
     def __init__(self, model: STCN, config: InferenceConfig, device: torch.device | str | None = None) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -52,11 +53,14 @@ class VideoPropagator:
         )
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if wants_bf16 else nullcontext()
 
+    def _new_state(self) -> "_VideoState":
+        return _VideoState(memory=MemoryStore(self.config.max_memory_frames))
+
     def propagate(
         self, frames: Iterable[np.ndarray], annotations: Mapping[int, np.ndarray], progress: bool = False
     ) -> PropagationResult:
         """Segment every frame; returns all label maps and timing."""
-        state = _VideoState(memory=MemoryStore(self.config.max_memory_frames))
+        state = self._new_state()
         labels = [lab for lab in self.iter_labels(frames, annotations, state, progress)]
         return PropagationResult(labels, state.object_ids, state.memory_frames, state.seconds, len(labels))
 
@@ -68,7 +72,7 @@ class VideoPropagator:
         progress: bool = False,
     ) -> Iterator[np.ndarray]:
         """Yield one label map per frame as soon as it is computed (streams long videos)."""
-        state = state or _VideoState(memory=MemoryStore(self.config.max_memory_frames))
+        state = state or self._new_state()
         if not annotations:
             raise DataError("no annotated frame: propagation needs at least the first frame's mask")
         bar = tqdm(frames, desc="propagate", unit="frame", disable=not progress)
@@ -80,20 +84,21 @@ class VideoPropagator:
                     raise DataError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                                      f"{state.geometry.width}x{state.geometry.height}")
                 start = time.perf_counter()
-                label = self._step(index, frame, annotations.get(index), state)
+                object_probs = self._segment(index, state.geometry.frame_to_tensor(frame, self.device),
+                                             annotations.get(index), state)
+                label = self._to_label(object_probs, state)
                 state.seconds += time.perf_counter() - start
                 yield label
 
-    def _step(self, index: int, frame: np.ndarray, annotation: np.ndarray | None, state: "_VideoState") -> np.ndarray:
-        geometry = state.geometry
-        x = geometry.frame_to_tensor(frame, self.device)
+    def _segment(self, index: int, x: torch.Tensor, annotation: np.ndarray | None, state: "_VideoState") -> torch.Tensor:
+        """One frame: read memory, decode, apply given masks, update memory -> object probs 1,O,H',W'."""
         features = self.model.encode_key(x)
         object_probs = self._predict(features, state)  # 1, O, H', W' on the padded grid (may be O = 0)
         joined = False
         if annotation is not None:
             object_probs, joined = self._apply_annotation(index, annotation, object_probs, state)
         if not state.object_ids:
-            return np.zeros((geometry.height, geometry.width), dtype=np.uint8)
+            return object_probs
         is_memory = joined or index % self.config.memory_every == 0
         if is_memory or self.config.include_last:
             values = self.model.encode_value(x, features.f16, object_probs)
@@ -104,6 +109,13 @@ class VideoPropagator:
                 state.last = None
             else:
                 state.last = entry
+        return object_probs
+
+    def _to_label(self, object_probs: torch.Tensor, state: "_VideoState") -> np.ndarray:
+        """Object probabilities on the padded grid -> an H,W label map of object ids at the original size."""
+        geometry = state.geometry
+        if not state.object_ids:
+            return np.zeros((geometry.height, geometry.width), dtype=np.uint8)
         probs = self._with_background(object_probs)
         full = geometry.probs_to_original(probs.float())
         # max(dim).indices, not argmax: the same first-maximum index, but CPU argmax over the leading
@@ -153,7 +165,8 @@ class VideoPropagator:
 
 @dataclass
 class _VideoState:
-    memory: MemoryStore
+    memory: Any  # MemoryStore (STCN) or XMemMemory
+    hidden: torch.Tensor | None = None  # XMem's sensory memory, 1,O,Ch,h,w
     object_ids: list[int] = field(default_factory=list)
     join_frames: list[int] = field(default_factory=list)
     memory_frames: list[int] = field(default_factory=list)

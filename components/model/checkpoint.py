@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
+from torch import nn
+
 from components.config import ModelConfig, config_from_dict, config_to_dict
 from components.errors import ConfigError, CorrvosError
-from components.model.stcn import STCN
+from components.model.factory import build_network
 from components.storage import atomic_write_bytes, load_torch
 
 FORMAT = "corrvos-inference/1"
@@ -36,7 +38,7 @@ def save_inference_checkpoint(
     atomic_write_bytes(uri, buffer.getvalue())
 
 
-def load_inference_checkpoint(uri: str, device: torch.device | str = "cpu") -> tuple[STCN, dict[str, Any]]:
+def load_inference_checkpoint(uri: str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Build the inference network from `uri`; returns (model in eval mode on `device`, metadata)."""
     payload = load_torch(uri, "model", CorrvosError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -47,6 +49,6 @@ def load_inference_checkpoint(uri: str, device: torch.device | str = "cpu") -> t
         config = config_from_dict(ModelConfig, config_dict)
     except ConfigError as exc:
         raise CorrvosError(f"model {uri!r}: {exc}") from None
-    model = STCN(config)
+    model = build_network(config)
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device).eval(), dict(payload.get("metadata", {}))

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI imports every command at start-up: torch only when this one runs
     import torch
+    from torch import nn
 
     from components.config import InferenceConfig
-    from components.model.stcn import STCN
 
 NAME = "predict"
 HELP = "propagate first-frame masks through a folder of frames; writes indexed PNGs in DAVIS layout"
@@ -83,7 +83,7 @@ def model_path(ref: str, tracking_uri: str | None) -> str:
     return resolve_model_ref(ref, resolve_tracking_uri(uri))
 
 
-def load_model(ref: str, device: torch.device) -> STCN:
+def load_model(ref: str, device: torch.device) -> nn.Module:
     """The inference network of checkpoint `ref`; any failure is a CorrvosError naming `ref`."""
     from components.errors import CorrvosError
     from components.model.checkpoint import load_inference_checkpoint

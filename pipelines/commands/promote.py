@@ -11,7 +11,7 @@ HELP = "make version N of the registered model the champion (by hand) and print 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", required=True, type=int, metavar="N", help="the model version to promote")
-    parser.add_argument("--name", help="registered model name (default: the config's tracking.registered_model)")
+    parser.add_argument("--name", help="registered model name (default: the config's tracking.registered_model, else corrvos-<model.name>)")
     parser.add_argument("--config", type=Path, metavar="CONFIG",
                         help="YAML config whose tracking section gives the defaults (default: the built-in ones)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_dict(CorrvosConfig, apply_overrides({}, args.overrides))
     tracking_uri = resolve_tracking_uri(args.tracking_uri or config.tracking.mlflow_uri)
-    name = args.name or config.tracking.registered_model
+    name = args.name or config.registered_model
     decision = promote_by_hand(tracking_uri, name, args.version)
     before = (f"v{decision.champion_version} (J&F {_jf(decision.champion_jf)})"
               if decision.champion_version is not None else "none")

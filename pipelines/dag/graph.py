@@ -23,8 +23,8 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "tune": ("model", "loss", "data", "train", "tune"),
     "train": ("model", "loss", "data", "train"),
     "evaluate": ("inference", "evaluate", "probe"),
-    "register": ("tracking.mlflow_uri", "tracking.registered_model"),
-    "promote": ("tracking.mlflow_uri", "tracking.registered_model", "tracking.promote_margin"),
+    "register": ("tracking.mlflow_uri", "tracking.registered_model", "model.name"),
+    "promote": ("tracking.mlflow_uri", "tracking.registered_model", "model.name", "tracking.promote_margin"),
 }
 
 # Keys that change where or how fast a stage runs, never what it computes.

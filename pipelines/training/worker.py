@@ -28,7 +28,7 @@ import torch
 from components.config import CorrvosConfig, StageConfig, config_from_dict
 from components.data.config import DataConfig
 from components.data.loader import ClipLoader, DatasetRef
-from components.model import STCNTrainWrapper
+from components.model import build_train_wrapper
 from components.model.checkpoint import load_inference_checkpoint
 from components.training.optim import build_optimizer, learning_rate_at, set_learning_rate
 from components.training.preview import prediction_grid
@@ -134,7 +134,7 @@ def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[
     """Model (DDP-wrapped by Ray), optimiser, and the step to start from."""
     torch.manual_seed(stage.seed)
     model_config = config.model if payload["stage"] != "pretrain" else _single_object(config)
-    model = STCNTrainWrapper(model_config)
+    model = build_train_wrapper(model_config)
     if not config.loss.uses_correspondence:
         model.correspondence_head.requires_grad_(False)  # unused: keep DDP from waiting for its gradients
     if payload.get("init_weights"):

@@ -82,16 +82,28 @@ def test_deleted_output_is_redone_not_trusted(tmp_path, local_ray):
     assert os.path.exists(second["stages"]["evaluate"]["outputs"]["scores"])
 
 
-def test_tune_stage_feeds_its_best_weights_to_train(tmp_path, local_ray):
+def test_xmem_runs_every_stage_and_the_tuner_under_its_own_registered_name(tmp_path, local_ray):
+    """`--set model.name=xmem` swaps the base in pretrain, tune, train, evaluate and the registry."""
+    from components.model import XMem
+    from components.model.checkpoint import load_inference_checkpoint
+
     space = {"loss.pcl_weight": {"loguniform": [0.05, 0.8]}, "loss.ocl_weight": {"uniform": [0.0, 0.3]}}
     config = str(tiny_pipeline_yaml(
         tmp_path, name="tuned", pipeline={"tune": True}, evaluate={"probe": False},
+        tracking={"registered_model": None},
         tune={"space": space, "num_samples": 2, "max_concurrent": 2, "iterations": 4, "eval_every": 2,
               "val_videos": 1, "grace_period": 1, "cpus_per_trial": 1}))
-    summary = _run("run", config, str(tmp_path / "tuned.json"))
+    summary = _run("run", config, "--set", "model.name=xmem", "--set", "data.sampler.num_frames=4",
+                   str(tmp_path / "tuned.json"))
     assert list(summary["stages"]) == ["ingest", "pretrain", "tune", "train", "evaluate", "register", "promote"]
     with open(summary["stages"]["tune"]["outputs"]["best"]) as handle:
         best = json.load(handle)
-    train = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(summary["stages"]["train"]["mlflow_run_id"])
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    train = client.get_run(summary["stages"]["train"]["mlflow_run_id"])
     for key, value in best["overrides"].items():  # the train stage ran with the best trial's weights
         assert float(train.data.params[key]) == pytest.approx(value)
+    assert train.data.params["model.name"] == "xmem"
+    model, _ = load_inference_checkpoint(summary["stages"]["train"]["outputs"]["model"])
+    assert isinstance(model, XMem)
+    assert summary["model_uri"] == "models:/corrvos-xmem/1"
+    assert str(client.get_model_version_by_alias("corrvos-xmem", "champion").version) == "1"

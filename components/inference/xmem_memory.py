@@ -1,0 +1,329 @@
+"""XMem's propagation memory for one video: a working memory of whole frames over a long-term memory of prototypes.
+
+Reads weigh memory elements by anisotropic similarity (top-k softmax) and record how much affinity
+each element receives (its usage). When working memory passes `work_max_frames` frames, its oldest
+non-permanent frames are consolidated: their most-used elements become prototypes whose values are
+affinity-weighted averages of those frames, and the prototypes move to long-term memory, which
+drops its least-used elements when over `long_term_max`. So memory stays bounded on long videos.
+
+Objects join late: a frame holds values only for the objects known then, and each object reads only
+elements that hold a value for it. Objects that hold values on the same elements are read together.
+All elements live in one store, [long-term ; working], element-major: a read concatenates nothing and
+gathers the values of its top-k elements as contiguous rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from components.model.anisotropic import anisotropic_similarity
+
+CPU_GATHER_ELEMENTS = 1 << 20  # values gathered at once on a CPU (4 MB in fp32), as in readout.py
+
+
+@dataclass
+class _Elements:
+    """Memory elements along the first axis, so that sets of them concatenate and select by index."""
+
+    key: torch.Tensor  # N, Ck
+    shrinkage: torch.Tensor  # N
+    selection: torch.Tensor  # N, Ck
+    values: torch.Tensor  # N, O, Cv (zeros where not valid)
+    valid: torch.Tensor  # N, O bool: the element holds a value for this object slot
+    usage: torch.Tensor  # N fp32: affinity received, summed over reads
+    life: torch.Tensor  # N fp32: reads since the element entered
+
+    @property
+    def size(self) -> int:
+        return self.key.shape[0]
+
+    @property
+    def num_objects(self) -> int:
+        return self.values.shape[1]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def usage_ratio(self) -> torch.Tensor:
+        """Mean affinity per read (N fp32); elements never read score 0."""
+        return self.usage / self.life.clamp(min=1)
+
+    def take(self, index: torch.Tensor) -> _Elements:
+        return _Elements(*(t.index_select(0, index) for t in self.tensors()))
+
+    def with_objects(self, count: int) -> _Elements:
+        """The same elements with `count` object slots; the new slots hold no value."""
+        missing = count - self.num_objects
+        if missing == 0:
+            return self
+        values = torch.cat([self.values, self.values.new_zeros(self.size, missing, self.values.shape[2])], dim=1)
+        valid = torch.cat([self.valid, self.valid.new_zeros(self.size, missing)], dim=1)
+        return _Elements(self.key, self.shrinkage, self.selection, values, valid, self.usage, self.life)
+
+    @staticmethod
+    def cat(parts: list[_Elements]) -> _Elements:
+        """Concatenate (always a contiguous copy), widening every part to the most object slots."""
+        count = max(p.num_objects for p in parts)
+        columns = zip(*(p.with_objects(count).tensors() for p in parts), strict=True)
+        return _Elements(*(torch.cat(list(c), dim=0) for c in columns))
+
+
+@dataclass
+class _Frame:
+    index: int
+    permanent: bool  # the first frame or one where objects joined: never consolidated
+
+
+@dataclass
+class _Attention:
+    """Each query's softmax weights over memory: top-k (`indices` HW,K) or dense over `columns` (None = all)."""
+
+    weights: torch.Tensor  # HW, K or HW, n; fp32
+    indices: torch.Tensor | None  # HW, K element indices
+    columns: torch.Tensor | None  # n element indices of the dense weights
+
+    def usage(self, size: int) -> torch.Tensor:
+        """Affinity each of the `size` memory elements receives, summed over queries (fp32)."""
+        usage = torch.zeros(size, device=self.weights.device, dtype=torch.float32)
+        if self.indices is not None:
+            return usage.index_add_(0, self.indices.flatten(), self.weights.flatten().float())
+        received = self.weights.sum(dim=0).float()
+        return received if self.columns is None else usage.index_add_(0, self.columns, received)
+
+    def readout(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows: N, C (one per memory element) -> HW, C, in the rows' dtype."""
+        weights = self.weights.to(rows.dtype)
+        if self.indices is None:
+            return weights @ (rows if self.columns is None else rows.index_select(0, self.columns))
+        hw, k = self.indices.shape
+        channels = rows.shape[1]
+        step = hw if rows.device.type != "cpu" else max(1, CPU_GATHER_ELEMENTS // (k * channels))
+        out = rows.new_empty(hw, channels)
+        for q in range(0, hw, step):  # on a CPU, blocks of queries whose gathered rows stay in cache
+            chosen = rows.index_select(0, self.indices[q : q + step].flatten()).view(-1, k, channels)
+            out[q : q + step] = torch.bmm(weights[q : q + step].unsqueeze(1), chosen).squeeze(1)
+        return out
+
+
+def _attend(similarity: torch.Tensor, top_k: int | None, columns: torch.Tensor | None = None) -> _Attention:
+    """Top-k softmax of query-major similarity (HW, N) over the memory elements `columns` (None = all)."""
+    if columns is not None:
+        similarity = similarity.index_select(1, columns)
+    if top_k is None or top_k >= similarity.shape[1]:
+        return _Attention(torch.softmax(similarity, dim=1), None, columns)
+    top, indices = torch.topk(similarity, k=top_k, dim=1)
+    return _Attention(torch.softmax(top, dim=1), indices if columns is None else columns[indices], None)
+
+
+def _object_groups(valid: torch.Tensor) -> list[tuple[list[int], torch.Tensor | None]]:
+    """valid: N, O -> per group of slots valid on the same elements: (slots, those elements; None = all)."""
+    patterns, group_of_slot = torch.unique(valid.t().to(torch.uint8), dim=0, return_inverse=True)
+    groups = []
+    for g, pattern in enumerate(patterns.bool()):
+        slots = (group_of_slot == g).nonzero().flatten().tolist()
+        groups.append((slots, None if bool(pattern.all()) else pattern.nonzero().flatten()))
+    return groups
+
+
+def _prototypes(candidates: _Elements, count: int) -> _Elements:
+    """Consolidate candidates into up to `count` prototypes: their most-used elements, holding weighted averages.
+
+    Averages run in fp32 (or wider) with autocast off, like the similarity; values return to their dtype.
+    """
+    with torch.autocast(candidates.key.device.type, enabled=False):
+        ratio = candidates.usage_ratio()
+        chosen = torch.topk(ratio, k=min(count, candidates.size)).indices
+        key, selection = candidates.key[chosen], candidates.selection[chosen]  # P, Ck
+        similarity = anisotropic_similarity(
+            candidates.key.t()[None], candidates.shrinkage[None, :, None], key.t()[None], selection.t()[None]
+        )[0]  # Nc, P: candidates are the memory, prototypes the queries
+        affinity = torch.softmax(similarity, dim=0)  # Nc, P
+        shrinkage = affinity.t() @ candidates.shrinkage.to(affinity.dtype)  # P
+        usage = affinity.t() @ ratio.to(affinity.dtype)  # P: a head start, so new prototypes are not evicted at once
+        p, cv = chosen.shape[0], candidates.values.shape[2]
+        values = candidates.values.new_zeros(p, candidates.num_objects, cv)
+        valid = candidates.valid.new_zeros(p, candidates.num_objects)
+        for slots, columns in _object_groups(candidates.valid):
+            if columns is None:
+                weights, rows = affinity, candidates.values[:, slots]
+            elif columns.numel() == 0:
+                continue
+            else:
+                weights, rows = torch.softmax(similarity[columns], dim=0), candidates.values[columns][:, slots]
+            averaged = weights.t() @ rows.flatten(start_dim=1).to(weights.dtype)  # P, slots*Cv
+            values[:, slots] = averaged.view(p, len(slots), cv).to(values.dtype)
+            valid[:, slots] = True
+        life = torch.ones(p, device=usage.device, dtype=torch.float32)
+        return _Elements(key, shrinkage.to(candidates.shrinkage.dtype), selection, values, valid, usage.float(), life)
+
+
+def _most_used(elements: _Elements, count: int) -> _Elements:
+    """The `count` elements with the highest usage ratio, in their stored order: long-term eviction."""
+    kept = torch.topk(elements.usage_ratio(), k=min(count, elements.size)).indices
+    return elements.take(kept.sort().values)
+
+
+class XMemMemory:
+    """Working and long-term memory of one video (batch 1) for XMem propagation; no autograd."""
+
+    def __init__(
+        self,
+        work_min_frames: int = 5,
+        work_max_frames: int = 10,
+        long_term_max: int = 10_000,
+        num_prototypes: int = 128,
+        top_k: int | None = 30,
+    ) -> None:
+        if work_min_frames < 1:
+            raise ValueError(f"work_min_frames must be >= 1, got {work_min_frames}")
+        if work_max_frames <= work_min_frames:
+            raise ValueError(f"work_max_frames ({work_max_frames}) must exceed work_min_frames ({work_min_frames})")
+        if num_prototypes < 1:
+            raise ValueError(f"num_prototypes must be >= 1, got {num_prototypes}")
+        if long_term_max <= num_prototypes:
+            raise ValueError(f"long_term_max ({long_term_max}) must exceed num_prototypes ({num_prototypes})")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+        self.work_min_frames = work_min_frames
+        self.work_max_frames = work_max_frames
+        self.long_term_max = long_term_max
+        self.num_prototypes = num_prototypes
+        self.top_k = top_k
+        self._elements: _Elements | None = None  # [long-term ; working frames in order]
+        self._long_term_size = 0
+        self._frames: list[_Frame] = []
+        self._frame_shape: tuple[int, int] | None = None  # h, w of every frame
+
+    @property
+    def working_frames(self) -> list[int]:
+        return [f.index for f in self._frames]
+
+    @property
+    def working_size(self) -> int:
+        return self.size - self._long_term_size
+
+    @property
+    def long_term_size(self) -> int:
+        return self._long_term_size
+
+    @property
+    def size(self) -> int:
+        return 0 if self._elements is None else self._elements.size
+
+    @property
+    def num_objects(self) -> int:
+        """Object slots that have values somewhere in memory."""
+        return 0 if self._elements is None else self._elements.num_objects
+
+    @torch.no_grad()
+    def add(
+        self,
+        frame_index: int,
+        key: torch.Tensor,
+        shrinkage: torch.Tensor,
+        selection: torch.Tensor,
+        values: torch.Tensor,
+        permanent: bool = False,
+    ) -> None:
+        """Store a frame: key 1,Ck,h,w; shrinkage 1,1,h,w; selection 1,Ck,h,w; values 1,O,Cv,h,w (objects known now).
+
+        The first frame and frames that bring new objects are always permanent; then consolidate if over the cap.
+        """
+        self._check_frame(key, shrinkage, selection, values)
+        objects = values.shape[1]
+        permanent = permanent or self._elements is None or objects > self.num_objects
+        hw = key.shape[2] * key.shape[3]
+        frame = _Elements(
+            key=key[0].flatten(start_dim=1).t(),
+            shrinkage=shrinkage.flatten(),
+            selection=selection[0].flatten(start_dim=1).t(),
+            values=values[0].flatten(start_dim=2).permute(2, 0, 1),
+            valid=torch.ones(hw, objects, device=key.device, dtype=torch.bool),
+            usage=torch.zeros(hw, device=key.device, dtype=torch.float32),
+            life=torch.zeros(hw, device=key.device, dtype=torch.float32),
+        )
+        self._elements = _Elements.cat([frame] if self._elements is None else [self._elements, frame])
+        self._frame_shape = (key.shape[2], key.shape[3])
+        self._frames.append(_Frame(frame_index, permanent))
+        if len(self._frames) > self.work_max_frames:
+            self._consolidate()
+
+    @torch.no_grad()
+    def read(self, query_key: torch.Tensor, query_selection: torch.Tensor, num_objects: int) -> torch.Tensor:
+        """Readout 1,num_objects,Cv,h,w for query key/selection 1,Ck,h,w; records usage. Slots without values read 0."""
+        memory = self._elements
+        if memory is None:
+            raise ValueError("memory is empty: add a frame before reading")
+        expected = (1, memory.key.shape[1], *self._frame_shape)
+        if query_key.shape != expected:
+            raise ValueError(f"query key is {tuple(query_key.shape)}, memory needs {expected}")
+        if query_selection.shape != query_key.shape:
+            raise ValueError(f"query selection is {tuple(query_selection.shape)}, query key {tuple(query_key.shape)}")
+        if num_objects < 0:
+            raise ValueError(f"num_objects must be >= 0, got {num_objects}")
+        query, selection = query_key.flatten(start_dim=2), query_selection.flatten(start_dim=2)  # 1, Ck, HW
+        similarity = anisotropic_similarity(memory.key.t()[None], memory.shrinkage[None, :, None], query, selection)
+        similarity = similarity[0].t()  # HW, N (contiguous)
+        every = _attend(similarity, self.top_k)  # what an object valid everywhere reads; defines usage, as in XMem
+        memory.usage += every.usage(memory.size)
+        memory.life += 1
+        hw, cv = similarity.shape[0], memory.values.shape[2]
+        readout = memory.values.new_zeros(hw, num_objects, cv)
+        readable = min(num_objects, memory.num_objects)
+        for slots, columns in _object_groups(memory.valid[:, :readable]) if readable else []:
+            if columns is not None and columns.numel() == 0:
+                continue
+            attention = every if columns is None else _attend(similarity, self.top_k, columns)
+            rows = memory.values if len(slots) == memory.num_objects else memory.values[:, slots]  # N, slots, Cv
+            readout[:, slots] = attention.readout(rows.flatten(start_dim=1)).view(hw, len(slots), cv)
+        return readout.permute(1, 2, 0).reshape(1, num_objects, cv, *self._frame_shape)
+
+    def _check_frame(
+        self, key: torch.Tensor, shrinkage: torch.Tensor, selection: torch.Tensor, values: torch.Tensor
+    ) -> None:
+        """Shapes agree with each other and with the frames already stored; objects never disappear."""
+        if key.dim() != 4 or key.shape[0] != 1:
+            raise ValueError(f"key must be 1,Ck,h,w, got {tuple(key.shape)}")
+        _, ck, h, w = key.shape
+        if shrinkage.shape != (1, 1, h, w):
+            raise ValueError(f"shrinkage is {tuple(shrinkage.shape)}, expected {(1, 1, h, w)}")
+        if selection.shape != key.shape:
+            raise ValueError(f"selection is {tuple(selection.shape)}, key {tuple(key.shape)}")
+        if values.dim() != 5 or values.shape[0] != 1 or values.shape[-2:] != (h, w) or values.shape[1] < 1:
+            raise ValueError(f"values must be 1,O,Cv,{h},{w} with O >= 1, got {tuple(values.shape)}")
+        memory = self._elements
+        if memory is None:
+            return
+        if (h, w) != self._frame_shape:
+            raise ValueError(f"frame is {h}x{w}, memory frames are {self._frame_shape[0]}x{self._frame_shape[1]}")
+        if (ck, values.shape[2]) != (memory.key.shape[1], memory.values.shape[2]):
+            raise ValueError(
+                f"key/value channels {ck}/{values.shape[2]} differ from memory's "
+                f"{memory.key.shape[1]}/{memory.values.shape[2]}"
+            )
+        if values.shape[1] < memory.num_objects:
+            raise ValueError(f"values for {values.shape[1]} objects, but {memory.num_objects} are already known")
+
+    def _consolidate(self) -> None:
+        """Turn the oldest non-permanent working frames into long-term prototypes, then evict if over the cap."""
+        excess = len(self._frames) - self.work_min_frames
+        leaving = [i for i, f in enumerate(self._frames) if not f.permanent][:excess]
+        if not leaving:
+            return
+        memory, start = self._elements, self._long_term_size
+        hw = self._frame_shape[0] * self._frame_shape[1]
+        device = memory.key.device
+        frame_of_element = torch.arange(len(self._frames), device=device).repeat_interleave(hw)
+        leaves = torch.isin(frame_of_element, torch.tensor(leaving, device=device))
+        working = torch.arange(start, memory.size, device=device)
+        long_term = _Elements.cat([
+            memory.take(torch.arange(start, device=device)),
+            _prototypes(memory.take(working[leaves]), self.num_prototypes),
+        ])
+        if long_term.size > self.long_term_max:  # room for the next consolidation's prototypes
+            long_term = _most_used(long_term, self.long_term_max - self.num_prototypes)
+        self._elements = _Elements.cat([long_term, memory.take(working[~leaves])])
+        self._long_term_size = long_term.size
+        self._frames = [f for i, f in enumerate(self._frames) if i not in leaving]
