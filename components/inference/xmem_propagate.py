@@ -21,9 +21,6 @@ from components.model.xmem import XMem
 class XMemPropagator(VideoPropagator):
     """Runs one video at a time through XMem with its bounded hierarchical memory."""
 
-    def __init__(self, model: XMem, config: InferenceConfig, device: torch.device | str | None = None) -> None:
-        super().__init__(model, config, device)
-
     def _new_state(self) -> _VideoState:
         memory = self.config.xmem
         return _VideoState(memory=XMemMemory(
