@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = "bf16 autocast" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     width = round(args.size * 16 / 9 / 2) * 2
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
-          f"memory every 5 frames, engine top-k 20; best of {args.rounds} interleaved rounds")
+          f"memory every 5 frames, top-k {'30 (xmem) / 20 (stcn)' if args.model == 'xmem' else 20}; "
+          f"best of {args.rounds} interleaved rounds")
     if args.model == "xmem":
         return main_xmem(args, device, presets)
     ratios = {}
