@@ -33,9 +33,9 @@ def run_and_report(args: argparse.Namespace, rerun: str | None) -> int:
     from pipelines.dag.report import print_report
 
     config = load_yaml_config(CorrvosConfig, args.config, args.set)
-    check_inputs(resolve_locations(config))  # one line and no Ray start-up on a bad path or server
+    signatures = check_inputs(resolve_locations(config))  # one line and no Ray start-up on a bad path or server
     with ray_cluster(args.address):
-        result = run_pipeline(config, rerun=rerun, progress=not args.no_progress)
+        result = run_pipeline(config, rerun=rerun, progress=not args.no_progress, signatures=signatures)
     summary = result.summary()
     if args.summary_json:
         from components.storage import atomic_write_bytes

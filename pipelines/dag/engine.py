@@ -20,7 +20,7 @@ from components.errors import ConfigError, CorrvosError, DataError
 from pipelines.dag.execute import StageOutcome, execute_stage, stage_folder
 from pipelines.dag.graph import StageNode, active_stages, plan
 from pipelines.dag.records import StageStore
-from pipelines.dag.sources import source_present, source_signature
+from pipelines.dag.sources import MISSING, source_signature
 from pipelines.dag.state import PipelineState
 from pipelines.tracking import check_tracking_reachable, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.versioning import code_version
@@ -73,30 +73,42 @@ def resolve_locations(config: CorrvosConfig) -> CorrvosConfig:
                                tracking=tracking)
 
 
-def check_inputs(config: CorrvosConfig) -> None:
-    """Before anything runs: every required source exists and the tracking server answers."""
+def check_inputs(config: CorrvosConfig) -> dict[str, str]:
+    """Before anything runs: every required source exists and the tracking server answers.
+
+    Returns each source's signature (a walk of its folder), so planning need not walk it again.
+    """
+    signatures = {}
     for index, source in enumerate(config.pipeline.sources):
-        if not source.optional and not source_present(source, config.storage.options):
+        signatures[source.name] = source_signature(source, config.storage.options)
+        if not source.optional and signatures[source.name] == MISSING:
             raise DataError(f"pipeline.sources[{index}] ({source.name}): {source.source} not found")
     check_tracking_reachable(config.tracking.mlflow_uri)
+    return signatures
 
 
-def planned_nodes(config: CorrvosConfig) -> list[StageNode]:
+def planned_nodes(config: CorrvosConfig, signatures: dict[str, str] | None = None) -> list[StageNode]:
     """The stages of `config` with their fingerprints (config must have resolved locations)."""
-    signatures = {s.name: source_signature(s, config.storage.options) for s in config.pipeline.sources}
+    if signatures is None:
+        signatures = {s.name: source_signature(s, config.storage.options) for s in config.pipeline.sources}
     return plan(config, code_version(), PipelineState(config).generations(), signatures)
 
 
-def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool = True) -> PipelineRun:
-    """Run (or reuse) every stage; with `rerun`, that stage and everything downstream get new outputs."""
+def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool = True,
+                 signatures: dict[str, str] | None = None) -> PipelineRun:
+    """Run (or reuse) every stage; with `rerun`, that stage and everything downstream get new outputs.
+
+    `signatures` are `check_inputs`'s result when the caller has just checked; otherwise it checks here.
+    """
     config = resolve_locations(config)
     state = PipelineState(config)
     if rerun is not None:
         if rerun not in active_stages(config):
             raise ConfigError(f"rerun: unknown stage {rerun!r} (this pipeline has {', '.join(active_stages(config))})")
         state.bump(rerun)
-    check_inputs(config)
-    nodes = planned_nodes(config)
+    if signatures is None:
+        signatures = check_inputs(config)
+    nodes = planned_nodes(config, signatures)
     tracking_uri = config.tracking.mlflow_uri
     client = MlflowClient(tracking_uri)
     experiment = ensure_experiment(client, config.tracking.experiment,

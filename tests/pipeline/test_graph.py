@@ -43,3 +43,27 @@ def test_code_source_and_rerun_generation_change_fingerprints():
     assert all(base[s] != v for s, v in moved.items())
     rerun = fingerprints(generations={"evaluate": 1})
     assert [s for s in base if base[s] != rerun[s]] == ["evaluate", "register", "promote"]
+
+
+def test_check_inputs_walks_each_source_once_and_hands_its_signature_on(tmp_path, monkeypatch):
+    """The command checks, then plans with the same signatures: a large local folder is walked once."""
+    import pipelines.dag.engine as engine
+    from components.config import CorrvosConfig, load_yaml_config
+    from pipelines.dag.sources import MISSING
+    from tests.pipeline.conftest import tiny_pipeline_yaml
+
+    folder = tmp_path / "davis"
+    (folder / "JPEGImages").mkdir(parents=True)
+    (folder / "JPEGImages" / "a.jpg").write_bytes(b"x")
+    config = engine.resolve_locations(load_yaml_config(CorrvosConfig, tiny_pipeline_yaml(tmp_path, pipeline={"sources": [
+        {"name": "davis", "kind": "davis", "source": str(folder), "roles": ["train"]},
+        {"name": "gone", "kind": "davis", "source": str(tmp_path / "gone"), "roles": ["train"], "optional": True},
+        {"name": "val", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=1", "roles": ["val"]},
+    ]})))
+    calls = []
+    real = engine.source_signature
+    monkeypatch.setattr(engine, "source_signature", lambda s, o=None: calls.append(s.name) or real(s, o))
+    signatures = engine.check_inputs(config)
+    assert signatures["gone"] == MISSING and signatures["val"].startswith("synthetic:")
+    assert engine.planned_nodes(config, signatures) == engine.planned_nodes(config)
+    assert calls == ["davis", "gone", "val"] * 2  # once by the check, once by the un-primed plan only
