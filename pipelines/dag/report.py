@@ -31,8 +31,12 @@ def print_report(result) -> None:
         print(format_table(["sequence", "J&F", "J", "F"], table))
     print()
     print(f"model:    {summary['model_uri']}")
-    print(f"champion: {summary['champion_uri']} ({result.outcomes['promote'].outputs.get('reason', '')})"
-          if "promote" in result.outcomes else "champion: -")
+    if "promote" in result.outcomes:
+        promoted = result.outcomes["promote"].outputs
+        print(f"champion: {summary['champion_uri']}  (this model became {promoted.get('alias', '?')}: "
+              f"{promoted.get('reason', '')})")
+    else:
+        print("champion: -")
 
 
 def _per_sequence(sequences) -> list[tuple[str, dict]]:
