@@ -1,6 +1,7 @@
 """The DAG end to end on a local Ray: every stage tracked, reuse, rerun, registry aliases, status."""
 
 import json
+import os
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -57,6 +58,12 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     table = capsys.readouterr().out
     assert all(f"{name} " in table for name in STAGES) and table.count("reused") == len(STAGES)
 
+    # a success record whose output is gone is not trusted: that stage runs again, upstream is reused
+    os.remove(first["stages"]["evaluate"]["outputs"]["scores"])
+    healed = _run("run", config, str(tmp_path / "healed.json"))
+    assert healed["stages"]["train"]["state"] == "reused" and healed["stages"]["evaluate"]["state"] == "done"
+    assert os.path.exists(healed["stages"]["evaluate"]["outputs"]["scores"])
+
     third = _run("rerun", "evaluate", config, str(tmp_path / "third.json"))
     states = {k: s["state"] for k, s in third["stages"].items()}
     assert states == {"ingest": "reused", "pretrain": "reused", "train": "reused",
@@ -67,19 +74,6 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     assert third["stages"]["promote"]["outputs"]["alias"] == "challenger"
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("corrvos-tiny", "challenger").version) == "2"
-
-
-def test_deleted_output_is_redone_not_trusted(tmp_path, local_ray):
-    config = str(tiny_pipeline_yaml(tmp_path, name="deleted", train={"iterations": 2},
-                                    pretrain={"iterations": 2}))
-    first = _run("run", config, str(tmp_path / "first.json"))
-    import os
-
-    os.remove(first["stages"]["evaluate"]["outputs"]["scores"])
-    second = _run("run", config, str(tmp_path / "second.json"))
-    assert second["stages"]["train"]["state"] == "reused"
-    assert second["stages"]["evaluate"]["state"] == "done"
-    assert os.path.exists(second["stages"]["evaluate"]["outputs"]["scores"])
 
 
 def test_xmem_runs_every_stage_and_the_tuner_under_its_own_registered_name(tmp_path, local_ray):
