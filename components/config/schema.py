@@ -222,6 +222,7 @@ class StageConfig:
     learning_rate: float = 1e-3
     lr_drop_at: tuple[float, ...] = (0.8,)  # progress fractions
     lr_gamma: float = 0.1
+    lr_schedule: Literal["step", "cosine"] = "step"  # cosine: smooth decay to the step schedule's final lr
     optimizer: Literal["adam", "adamw"] = "adamw"
     weight_decay: float = 1e-7
     layerwise_lr: bool = False

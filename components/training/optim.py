@@ -7,6 +7,7 @@ the rest (key projection, head g, decoder) at 1x. Groups are chosen by parameter
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 
@@ -47,8 +48,15 @@ def build_optimizer(model: nn.Module, kind: str, base_lr: float, weight_decay: f
     raise ValueError(f"unknown optimizer {kind!r}")
 
 
-def learning_rate_at(progress: float, base_lr: float, drop_at: tuple[float, ...], gamma: float) -> float:
-    """Multi-step schedule by progress fraction: base_lr * gamma ** (number of drops passed)."""
+def learning_rate_at(progress: float, base_lr: float, drop_at: tuple[float, ...], gamma: float,
+                     schedule: str = "step") -> float:
+    """The lr at a progress fraction. `step`: base_lr * gamma ** (drops passed), the recipes' schedule.
+    `cosine`: a half cosine from base_lr down to base_lr * gamma ** len(drop_at), the same end point."""
+    if schedule == "cosine":
+        floor = base_lr * gamma ** len(drop_at)
+        return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    if schedule != "step":
+        raise ValueError(f"unknown lr schedule {schedule!r}")
     return base_lr * gamma ** bisect_right(sorted(drop_at), progress)
 
 

@@ -103,7 +103,7 @@ def train_worker(payload: dict[str, Any]) -> None:
         for step, batch in enumerate(loader.iterate(total, start_step), start=start_step):
             _maybe_inject_fault(stage, step, rank, payload.get("fault_marker"))
             progress = step / total
-            lr = learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at, stage.lr_gamma)
+            lr = learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at, stage.lr_gamma, stage.lr_schedule)
             set_learning_rate(optimizer, lr)
             generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + rank * 7919 + step)
             values, outputs = training_step(

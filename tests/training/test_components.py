@@ -61,6 +61,15 @@ def test_learning_rate_drops_at_progress_fractions():
     assert learning_rate_at(0.95, 1e-4, (0.5, 0.9), 0.1) == pytest.approx(1e-6)
 
 
+def test_cosine_schedule_decays_smoothly_to_the_step_schedules_end():
+    lrs = [learning_rate_at(p / 10, 4e-4, (0.7,), 0.1, "cosine") for p in range(11)]
+    assert lrs[0] == pytest.approx(4e-4) and lrs[-1] == pytest.approx(4e-5)
+    assert lrs[5] == pytest.approx((4e-4 + 4e-5) / 2)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(ValueError, match="linear"):
+        learning_rate_at(0.5, 1e-4, (), 0.1, "linear")
+
+
 def test_training_state_round_trips_exactly(small):
     optimiser = build_optimizer(small, "adamw", 1e-3, 1e-7, True)
     batch = random_clip_batch(2, 3, 64, 2)
