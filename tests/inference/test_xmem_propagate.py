@@ -8,21 +8,13 @@ from components.config import InferenceConfig, ModelConfig, config_from_dict
 from components.config.schema import XMemMemoryConfig
 from components.inference import VideoPropagator, XMemPropagator, propagator_for
 from components.model import XMem, build_network
+from tests.inference.test_propagate import _video
 
 
 @pytest.fixture(scope="module")
 def model() -> XMem:
     torch.manual_seed(0)
     return build_network(config_from_dict(ModelConfig, {"preset": "small", "name": "xmem"})).eval()
-
-
-def _video(frames: int = 12, h: int = 50, w: int = 70, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    video = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(frames)]
-    first = np.zeros((h, w), np.uint8)
-    first[10:20, 10:30] = 1
-    first[30:40, 40:60] = 2
-    return video, first
 
 
 def test_propagator_follows_the_network(model):
