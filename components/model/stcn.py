@@ -16,12 +16,8 @@ from torch import nn
 from components.config.schema import ModelConfig
 from components.model.aggregate import soft_aggregate
 from components.model.blocks import FeatureFusionBlock, ResBlock, UpsampleBlock
+from components.model.encoders import MatchingNetwork
 from components.model.memory import l2_affinity, read_memory, softmax_affinity
-from components.model.resnet import ResNetTrunk
-from components.model.weights import load_trunk_weights
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -32,31 +28,6 @@ class KeyFeatures:
     f16: torch.Tensor  # N, C16, H/16, W/16
     f8: torch.Tensor  # N, C8, H/8, W/8
     f4: torch.Tensor  # N, C4, H/4, W/4
-
-
-class ValueEncoder(nn.Module):
-    """ResNet on RGB + target mask (+ other-objects mask), fused with the key encoder's f16."""
-
-    def __init__(self, arch: str, width: int, mask_channels: int, key_f16_channels: int, value_dim: int,
-                 norm: str = "frozen") -> None:
-        super().__init__()
-        self.mask_channels = mask_channels
-        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width, norm=norm)
-        self.fusion = FeatureFusionBlock(key_f16_channels + self.trunk.channels[2], value_dim)
-
-    def forward(self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """image: N,3,H,W (normalised); key_f16: N,C,h,w; masks: N,O,H,W  ->  values N,O,Cv,h,w."""
-        n, o = masks.shape[:2]
-        target = masks.reshape(n * o, 1, *masks.shape[-2:])
-        inputs = [image.repeat_interleave(o, dim=0), target]
-        if self.mask_channels == 2:
-            others = (masks.sum(dim=1, keepdim=True) - masks).clamp(0, 1)
-            inputs.append(others.reshape(n * o, 1, *masks.shape[-2:]))
-        elif o != 1:
-            raise ValueError(f"a single-object value encoder got {o} objects")
-        f16 = self.trunk(torch.cat(inputs, dim=1)).f16
-        fused = self.fusion(torch.cat([key_f16.repeat_interleave(o, dim=0), f16], dim=1))
-        return fused.view(n, o, *fused.shape[1:])
 
 
 class Decoder(nn.Module):
@@ -89,33 +60,17 @@ class Decoder(nn.Module):
         return x.view(n, o, *out_size)
 
 
-class STCN(nn.Module):
+class STCN(MatchingNetwork):
     """The inference network: encode keys and values, read memory, decode, aggregate objects."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width, norm=config.batchnorm)
-        c16 = self.key_encoder.channels[2]
-        self.key_proj = nn.Conv2d(c16, config.key_dim, 3, padding=1)
+        super().__init__(config)
+        self.key_proj = nn.Conv2d(self.key_f16_channels, config.key_dim, 3, padding=1)
         nn.init.orthogonal_(self.key_proj.weight)
         nn.init.zeros_(self.key_proj.bias)
-        mask_channels = 1 if config.single_object else 2
-        self.value_encoder = ValueEncoder(
-            config.value_backbone, config.backbone_width, mask_channels, c16, config.value_dim, config.batchnorm
-        )
+        self.value_encoder = self._build_value_encoder()
         self.decoder = Decoder(self.key_encoder.channels, config.value_dim, config.decoder_dims, config.decoder_entry)
-        weights = config.backbone_weights
-        if weights.key_encoder:
-            load_trunk_weights(self.key_encoder, weights.key_encoder)
-        if weights.value_encoder:
-            load_trunk_weights(self.value_encoder.trunk, weights.value_encoder)
-
-    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1] -> ImageNet-normalised input."""
-        return (frames - self.pixel_mean.to(frames.dtype)) / self.pixel_std.to(frames.dtype)
+        self._load_backbone_weights()
 
     def encode_key(self, frames: torch.Tensor) -> KeyFeatures:
         """frames: N,3,H,W in [0, 1] with H, W multiples of 16."""

@@ -18,9 +18,7 @@ from components.config.schema import ModelConfig
 from components.model.aggregate import soft_aggregate
 from components.model.anisotropic import anisotropic_similarity, read_values, softmax_top_k
 from components.model.blocks import FeatureFusionBlock, UpsampleBlock
-from components.model.resnet import ResNetTrunk
-from components.model.stcn import IMAGENET_MEAN, IMAGENET_STD, ValueEncoder
-from components.model.weights import load_trunk_weights
+from components.model.encoders import MatchingNetwork
 from components.model.xmem_blocks import HiddenReinforcer, HiddenUpdater, KeyProjection
 
 
@@ -65,36 +63,20 @@ class XMemDecoder(nn.Module):
         return logits.view(n, o, *logits.shape[-2:]), flat_hidden.view_as(hidden)
 
 
-class XMem(nn.Module):
+class XMem(MatchingNetwork):
     """The inference network: keys with shrinkage/selection, values with deep update, decoder with sensory memory."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width, norm=config.batchnorm)
-        c16 = self.key_encoder.channels[2]
-        self.key_proj = KeyProjection(c16, config.key_dim)
-        mask_channels = 1 if config.single_object else 2
-        self.value_encoder = ValueEncoder(
-            config.value_backbone, config.backbone_width, mask_channels, c16, config.value_dim, config.batchnorm
-        )
+        super().__init__(config)
+        self.key_proj = KeyProjection(self.key_f16_channels, config.key_dim)
+        self.value_encoder = self._build_value_encoder()
         self.hidden_reinforce = HiddenReinforcer(config.value_dim, config.hidden_dim)
         self.decoder = XMemDecoder(self.key_encoder.channels, config.value_dim, config.hidden_dim, config.decoder_dims)
-        weights = config.backbone_weights
-        if weights.key_encoder:
-            load_trunk_weights(self.key_encoder, weights.key_encoder)
-        if weights.value_encoder:
-            load_trunk_weights(self.value_encoder.trunk, weights.value_encoder)
+        self._load_backbone_weights()
 
     @property
     def hidden_dim(self) -> int:
         return self.config.hidden_dim
-
-    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1] -> ImageNet-normalised input."""
-        return (frames - self.pixel_mean.to(frames.dtype)) / self.pixel_std.to(frames.dtype)
 
     def encode_key(self, frames: torch.Tensor) -> XMemKeyFeatures:
         """frames: N,3,H,W in [0, 1] with H, W multiples of 16."""
