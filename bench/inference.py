@@ -25,6 +25,7 @@ import math
 import platform
 import time
 from contextlib import AbstractContextManager, nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
@@ -130,30 +131,39 @@ def frame_count(preset: str, args: argparse.Namespace, device: torch.device) -> 
     return GPU_FRAMES if device.type == "cuda" else CPU_FRAMES.get(preset, min(CPU_FRAMES.values()))
 
 
+def preset_video(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[list[np.ndarray], np.ndarray]:
+    """The synthetic video timed for `preset`: its frame count at `--size` (16:9), and frame 0's mask."""
+    height, width = args.size, round(args.size * 16 / 9 / 2) * 2
+    return synthetic_video(frame_count(preset, args, device), height, width, args.seed)
+
+
+def best_of_rounds(runs: dict[str, Callable[[], tuple[float, list[np.ndarray]]]], rounds: int
+                   ) -> tuple[dict[str, float], dict[str, list[np.ndarray]]]:
+    """Best FPS of each run over `rounds` interleaved rounds (order flipped every round, so load hits
+    both alike), and each run's last label maps."""
+    names = list(runs)
+    best, labels = dict.fromkeys(names, 0.0), {}
+    for round_index in range(rounds):
+        for name in (names if round_index % 2 == 0 else names[::-1]):
+            fps, labels[name] = runs[name]()
+            best[name] = max(best[name], fps)
+    return best, labels
+
+
 def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
     """(engine fps, reference fps, pixel agreement of their labels) for one preset."""
     torch.manual_seed(args.seed)
     model = STCN(config_from_dict(ModelConfig, {"preset": preset})).to(device).eval()
-    count = frame_count(preset, args, device)
-    height, width = args.size, round(args.size * 16 / 9 / 2) * 2
-    frames, mask = synthetic_video(count, height, width, args.seed)
+    frames, mask = preset_video(preset, args, device)
     if args.warmup:
         engine_run(model, frames[: args.warmup], mask, device)
         reference_run(model, frames[: args.warmup], mask, device, _autocast(device))
-    best = {"engine": 0.0, "reference": 0.0}
-    labels = {}
-    runs = {
+    best, labels = best_of_rounds({
         "engine": lambda: engine_run(model, frames, mask, device),
         "reference": lambda: reference_run(model, frames, mask, device, _autocast(device)),
-    }
-    for round_index in range(args.rounds):  # interleaved, first one then the other first: load hits both alike
-        for name in (("engine", "reference") if round_index % 2 == 0 else ("reference", "engine")):
-            fps, labels[name] = runs[name]()
-            best[name] = max(best[name], fps)
-    engine_fps, reference_fps = best["engine"], best["reference"]
-    engine_labels, reference_labels = labels["engine"], labels["reference"]
-    agreement = float(np.mean([np.mean(a == b) for a, b in zip(engine_labels, reference_labels)]))
-    return engine_fps, reference_fps, agreement
+    }, args.rounds)
+    agreement = float(np.mean([np.mean(a == b) for a, b in zip(labels["engine"], labels["reference"])]))
+    return best["engine"], best["reference"], agreement
 
 
 def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
@@ -162,33 +172,22 @@ def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.devic
     for name in ("xmem", "stcn"):
         torch.manual_seed(args.seed)
         models[name] = build_network(config_from_dict(ModelConfig, {"preset": preset, "name": name})).to(device).eval()
-    count = frame_count(preset, args, device)
-    height, width = args.size, round(args.size * 16 / 9 / 2) * 2
-    frames, mask = synthetic_video(count, height, width, args.seed)
-    best = {"xmem": 0.0, "stcn": 0.0}
+    frames, mask = preset_video(preset, args, device)
     for model in models.values():
         if args.warmup:
             engine_run(model, frames[: args.warmup], mask, device)
-    for round_index in range(args.rounds):
-        for name in (("xmem", "stcn") if round_index % 2 == 0 else ("stcn", "xmem")):
-            fps, _ = engine_run(models[name], frames, mask, device)
-            best[name] = max(best[name], fps)
+    best, _ = best_of_rounds({name: (lambda m=m: engine_run(m, frames, mask, device)) for name, m in models.items()},
+                             args.rounds)
     return best["xmem"], best["stcn"]
 
 
-def main_xmem(args: argparse.Namespace, device: torch.device, presets: list[str]) -> int:
-    ratios = {}
-    for preset in presets:
-        xmem_fps, stcn_fps = bench_xmem_preset(preset, args, device)
-        ratios[preset] = xmem_fps / stcn_fps
-        print(f"{preset:>6} ({frame_count(preset, args, device)} frames): xmem engine {xmem_fps:7.2f} frames/s | "
-              f"stcn engine {stcn_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x")
+def report_ratios(ratios: dict[str, float], device: torch.device, label: str) -> None:
+    """Peak GPU memory (on CUDA), then the last line: the worst ratio over the presets, and each one."""
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     worst = min(ratios, key=ratios.get)
     detail = ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items())
-    print(f"xmem vs stcn engine: {ratios[worst]:.2f}x (worst of: {detail})")
-    return 0
+    print(f"{label}: {ratios[worst]:.2f}x (worst of: {detail})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,19 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
           f"memory every 5 frames, top-k {'30 (xmem) / 20 (stcn)' if args.model == 'xmem' else 20}; "
           f"best of {args.rounds} interleaved rounds")
-    if args.model == "xmem":
-        return main_xmem(args, device, presets)
     ratios = {}
     for preset in presets:
-        engine_fps, reference_fps, agreement = bench_preset(preset, args, device)
-        ratios[preset] = engine_fps / reference_fps
-        print(f"{preset:>6} ({frame_count(preset, args, device)} frames): engine {engine_fps:7.2f} frames/s | reference loop {reference_fps:7.2f} frames/s | "
-              f"ratio {ratios[preset]:.2f}x | labels agree on {100 * agreement:.1f}% of pixels")
-    if device.type == "cuda":
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
-    worst = min(ratios, key=ratios.get)
-    detail = ", ".join(f"{p} {r:.2f}x" for p, r in ratios.items())
-    print(f"engine vs reference loop: {ratios[worst]:.2f}x (worst of: {detail})")
+        frames = frame_count(preset, args, device)
+        if args.model == "xmem":
+            xmem_fps, stcn_fps = bench_xmem_preset(preset, args, device)
+            ratios[preset] = xmem_fps / stcn_fps
+            print(f"{preset:>6} ({frames} frames): xmem engine {xmem_fps:7.2f} frames/s | "
+                  f"stcn engine {stcn_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x")
+        else:
+            engine_fps, reference_fps, agreement = bench_preset(preset, args, device)
+            ratios[preset] = engine_fps / reference_fps
+            print(f"{preset:>6} ({frames} frames): engine {engine_fps:7.2f} frames/s | reference loop "
+                  f"{reference_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x | labels agree on "
+                  f"{100 * agreement:.1f}% of pixels")
+    report_ratios(ratios, device, "xmem vs stcn engine" if args.model == "xmem" else "engine vs reference loop")
     return 0
 
 

@@ -1,0 +1,38 @@
+"""Smoke runs of the CPU benchmarks at toy sizes: they run, and their last line is the ratio they promise."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import inference, train_step
+
+RATIO = re.compile(r"(\d+\.\d+)x")
+
+
+def _last_ratio(output: str, label: str) -> float:
+    last = output.strip().splitlines()[-1]
+    assert last.startswith(label), last
+    match = RATIO.search(last)
+    assert match, last
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize(("model", "label"), [("stcn", "engine vs reference loop"), ("xmem", "xmem vs stcn engine")])
+def test_inference_bench_ends_with_its_ratio(model: str, label: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = inference.main(["--model", model, "--presets", "small", "--size", "64", "--frames", "4", "--rounds", "2"])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert _last_ratio(output, label) > 0
+    assert "small (4 frames)" in output
+    if model == "stcn":  # same network, same frames: the engine and the reference loop mostly agree
+        agreement = float(re.search(r"labels agree on (\d+\.\d)%", output).group(1))
+        assert agreement > 50.0
+
+
+def test_train_step_bench_ends_with_the_correspondence_overhead(capsys: pytest.CaptureFixture[str]) -> None:
+    code = train_step.main(["--size", "64", "--batch", "1", "--steps", "2", "--warmup", "1"])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert _last_ratio(output, "correspondence overhead") > 0
