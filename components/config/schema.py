@@ -163,14 +163,15 @@ class InferenceConfig:
     """Propagation settings (METHOD_REFERENCE §5.1 "Inference", §6); defaults are STCN's DAVIS ones.
 
     `top_k`, `include_last` and `max_memory_frames` are STCN's memory; XMem reads its own `xmem`
-    section. `memory_every`, `max_short_side` and `precision` apply to both.
+    section. `memory_every`, `max_short_side`, `min_short_side` and `precision` apply to both.
     """
 
     memory_every: int = 5
     top_k: int | None = 20
     include_last: bool = False
     max_memory_frames: int | None = None
-    max_short_side: int | None = None
+    max_short_side: int | None = None  # down-scale frames whose short side is longer
+    min_short_side: int | None = None  # up-scale frames whose short side is shorter: a finer key grid on small videos
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     xmem: XMemMemoryConfig = field(default_factory=XMemMemoryConfig)
 
@@ -183,6 +184,10 @@ class InferenceConfig:
             raise ValueError("inference.max_memory_frames must be >= 2 (the first frame and one more)")
         if self.max_short_side is not None and self.max_short_side < 16:
             raise ValueError("inference.max_short_side must be >= 16")
+        if self.min_short_side is not None and self.min_short_side < 16:
+            raise ValueError("inference.min_short_side must be >= 16")
+        if None not in (self.min_short_side, self.max_short_side) and self.min_short_side > self.max_short_side:
+            raise ValueError("inference.min_short_side must not exceed inference.max_short_side")
 
 
 STAGE_PRESETS: dict[str, dict[str, Any]] = {

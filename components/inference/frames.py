@@ -1,4 +1,4 @@
-"""Frame geometry for inference: optional down-scaling of the short side, padding to a multiple of 16."""
+"""Frame geometry for inference: optional resizing of the short side into a range, padding to a multiple of 16."""
 
 from __future__ import annotations
 
@@ -15,40 +15,54 @@ class FrameGeometry:
 
     height: int  # original
     width: int
-    inner_height: int  # after the short-side cap, before padding
+    inner_height: int  # after resizing the short side into [min_short_side, max_short_side], before padding
     inner_width: int
     pad: tuple[int, int, int, int]  # left, right, top, bottom
 
     @classmethod
-    def for_size(cls, height: int, width: int, max_short_side: int | None = None, multiple: int = 16) -> "FrameGeometry":
-        scale = 1.0
-        if max_short_side is not None and min(height, width) > max_short_side:
-            scale = max_short_side / min(height, width)
+    def for_size(cls, height: int, width: int, max_short_side: int | None = None, multiple: int = 16,
+                 min_short_side: int | None = None) -> "FrameGeometry":
+        """Down-scale a short side above `max_short_side`, up-scale one below `min_short_side` (a finer
+        stride-16 key grid on small videos), then pad to a multiple of `multiple`."""
+        if max_short_side is not None and min_short_side is not None and min_short_side > max_short_side:
+            raise ValueError(f"min_short_side {min_short_side} is above max_short_side {max_short_side}")
+        short, scale = min(height, width), 1.0
+        if max_short_side is not None and short > max_short_side:
+            scale = max_short_side / short
+        elif min_short_side is not None and short < min_short_side:
+            scale = min_short_side / short
         inner_h, inner_w = max(round(height * scale), 1), max(round(width * scale), 1)
         pad_h, pad_w = (-inner_h) % multiple, (-inner_w) % multiple
         pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
         return cls(height, width, inner_h, inner_w, pad)
 
     def frame_to_tensor(self, frame: np.ndarray, device: torch.device) -> torch.Tensor:
-        """H,W,3 uint8 RGB -> 1,3,H',W' float in [0,1], resized (area) and padded."""
+        """H,W,3 uint8 RGB -> 1,3,H',W' float in [0,1], resized and padded."""
         x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float() / 255.0
-        if (self.inner_height, self.inner_width) != (self.height, self.width):
-            x = F.interpolate(x, size=(self.inner_height, self.inner_width), mode="area")
-        return F.pad(x, self.pad, mode="replicate")
+        return F.pad(self._resize(x), self.pad, mode="replicate")
 
     def masks_to_tensor(self, masks: torch.Tensor) -> torch.Tensor:
         """N,H,W float masks at original size -> 1,N,H',W' on the padded grid (zero padding)."""
-        x = masks[None].float()
-        if (self.inner_height, self.inner_width) != (self.height, self.width):
-            x = F.interpolate(x, size=(self.inner_height, self.inner_width), mode="area")
-        return F.pad(x, self.pad)
+        return F.pad(self._resize(masks[None].float()), self.pad)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Original size -> inner size: area averaging to shrink, bilinear to enlarge."""
+        size = (self.inner_height, self.inner_width)
+        if size == (self.height, self.width):
+            return x
+        if self.inner_height < self.height:
+            return F.interpolate(x, size=size, mode="area")
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
     def probs_to_original(self, probs: torch.Tensor) -> torch.Tensor:
-        """1,C,H',W' on the padded grid -> 1,C,H,W at the original size (un-pad, bilinear resize)."""
+        """1,C,H',W' on the padded grid -> 1,C,H,W at the original size (un-pad; bilinear to enlarge,
+        area averaging to shrink what was up-scaled)."""
         left, right, top, bottom = self.pad
         x = probs[:, :, top : probs.shape[2] - bottom, left : probs.shape[3] - right]
         if x.shape[-2:] != (self.height, self.width):
-            x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
+            mode = "area" if self.inner_height > self.height else "bilinear"
+            x = F.interpolate(x, size=(self.height, self.width), mode=mode,
+                              **({} if mode == "area" else {"align_corners": False}))
         return x
 
 

@@ -79,7 +79,9 @@ class VideoPropagator:
         with torch.inference_mode(), self._autocast():
             for index, frame in enumerate(bar):
                 if state.geometry is None:
-                    state.geometry = FrameGeometry.for_size(frame.shape[0], frame.shape[1], self.config.max_short_side)
+                    state.geometry = FrameGeometry.for_size(
+                        frame.shape[0], frame.shape[1], self.config.max_short_side,
+                        min_short_side=self.config.min_short_side)
                 elif frame.shape[:2] != (state.geometry.height, state.geometry.width):
                     raise DataError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                                      f"{state.geometry.width}x{state.geometry.height}")

@@ -125,6 +125,38 @@ def test_geometry_downscales_the_short_side():
     assert iou > 0.98
 
 
+def test_geometry_upscales_a_short_side_below_the_minimum_and_shrinks_back():
+    geometry = FrameGeometry.for_size(128, 96, min_short_side=224)
+    assert (geometry.inner_height, geometry.inner_width) == (299, 224)
+    assert FrameGeometry.for_size(300, 240, min_short_side=224).inner_height == 300  # already large enough
+    mask = torch.zeros(1, 128, 96)
+    mask[0, 20:70, 30:80] = 1
+    up = geometry.masks_to_tensor(mask)
+    assert up.shape[-2:] == (304, 224)
+    assert torch.equal(geometry.probs_to_original(up)[0] > 0.5, mask > 0.5)
+    frame = np.zeros((128, 96, 3), np.uint8)
+    frame[:, 48:] = 255
+    x = geometry.frame_to_tensor(frame, torch.device("cpu"))
+    assert x.shape == (1, 3, 304, 224) and float(x.min()) == 0.0 and float(x.max()) == 1.0
+
+
+def test_geometry_rejects_a_minimum_above_the_maximum():
+    with pytest.raises(ValueError, match="min_short_side"):
+        FrameGeometry.for_size(100, 100, max_short_side=64, min_short_side=96)
+    with pytest.raises(ValueError, match="min_short_side"):
+        InferenceConfig(max_short_side=64, min_short_side=96)
+
+
+def test_upscaled_inference_returns_masks_at_the_video_size(model):
+    video, first = _video(4, h=48, w=64)
+    small = _run(model, InferenceConfig(), video, {0: first})
+    large = _run(model, InferenceConfig(min_short_side=96), video, {0: first})
+    assert large.labels[3].shape == (48, 64)
+    assert np.array_equal(large.labels[0], first)
+    # a finer grid is a different computation: the labels must differ somewhere
+    assert any(not np.array_equal(a, b) for a, b in zip(small.labels[1:], large.labels[1:]))
+
+
 def test_bf16_precision_runs_and_labels_stay_valid(model):
     video, first = _video(4)
     result = _run(model, InferenceConfig(precision="bf16"), video, {0: first})
