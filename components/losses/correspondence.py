@@ -38,7 +38,7 @@ def pcl_loss(
         clip_of_anchor = torch.arange(b, device=anchors.device).repeat_interleave(k)  # B*K
         own = clip_of_pixel[:, None] == clip_of_anchor[None, :]  # B*(T-1), B*K
         logits_b = logits_b.masked_fill(~own[:, :, None, None], float("-inf"))
-        targets = logits_b.argmax(dim=1)  # B*(T-1), h, w
+        targets = logits_b.max(dim=1).indices  # B*(T-1), h, w (argmax's index; vectorised on CPU for dim 1)
     return F.cross_entropy(logits_a, targets)
 
 
