@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import inference, train_step
+from bench import inference, loader_threads, train_step
 
 RATIO = re.compile(r"(\d+\.\d+)x")
 
@@ -36,3 +36,11 @@ def test_train_step_bench_ends_with_the_correspondence_overhead(capsys: pytest.C
     output = capsys.readouterr().out
     assert code == 0
     assert _last_ratio(output, "correspondence overhead") > 0
+
+
+def test_loader_threads_bench_compares_its_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    code = loader_threads.main(["--threads", "1,0", "--steps", "2", "--warmup", "1", "--batch", "1", "--size", "64"])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "decode threads 1:" in output and "decode threads 0:" in output
+    assert _last_ratio(output, "step time, 1 vs 0 decode threads") > 0
