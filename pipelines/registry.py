@@ -2,7 +2,8 @@
 
 A version is a pyfunc model (the checkpoint plus a `PythonModel` that segments a video) logged into
 the run that produced it, tagged with its J&F and provenance. Alias `champion` marks the model to
-serve; `promote` moves it only to a version that beats the champion's J&F by more than a margin.
+serve; `promote` moves it only to a version that beats the champion's J&F by more than a margin, and
+only compares J&F measured on the same held-out set (tag `corrvos.eval_dataset_version`).
 Every call names its tracking URI (no global MLflow state), and every failure is one `CorrvosError`.
 """
 
@@ -32,6 +33,7 @@ from pipelines.tracking import check_tracking_reachable
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 JF_TAG = "corrvos.jf"
+EVAL_SET_TAG = "corrvos.eval_dataset_version"  # content hash of the held-out set the J&F was measured on
 PROMOTION_TAG = "corrvos.promotion"
 MODEL_DIR = "registered_model"  # run artifact folder; one sub-folder per checkpoint content hash
 CHECKPOINT_KEY = "checkpoint"  # the pyfunc artifact that holds the corrvos checkpoint
@@ -151,6 +153,11 @@ def promote(tracking_uri: str, name: str, version: int, margin: float) -> Promot
     champion_version, champion_jf = int(champion.version), _version_jf(champion, name, required=True)
     if champion_version == int(version):
         return _decide(client, name, version, jf, champion_version, champion_jf, True, "already the champion")
+    mismatch = _eval_set_mismatch(_get_version(client, name, version), champion)
+    if mismatch:
+        reason = (f"J&F {jf:.4f} is not comparable with champion v{champion_version} ({champion_jf:.4f}): {mismatch}; "
+                  f"`corrvos promote --version {int(version)}` promotes it by hand")
+        return _decide(client, name, version, jf, champion_version, champion_jf, False, reason)
     gain = jf - champion_jf
     if gain > margin:
         reason = (f"J&F {jf:.4f} beats champion v{champion_version} ({champion_jf:.4f}) "
@@ -350,6 +357,21 @@ def _champion(client: MlflowClient, name: str) -> Any | None:
     if CHAMPION not in (model.aliases or {}):
         return None
     return _get_version(client, name, int(model.aliases[CHAMPION]))
+
+
+def _eval_set_mismatch(version: Any, champion: Any) -> str:
+    """Why the two J&F tags were measured on different held-out sets ("" when comparable).
+
+    Versions registered without the tag (before it existed, or by hand) compare with each other as before.
+    """
+    ours, theirs = (version.tags or {}).get(EVAL_SET_TAG), (champion.tags or {}).get(EVAL_SET_TAG)
+    if ours == theirs:
+        return ""
+    return f"it was scored on {_held_out_name(ours)}, the champion on {_held_out_name(theirs)}"
+
+
+def _held_out_name(tag: str | None) -> str:
+    return "an unrecorded held-out set" if tag is None else f"held-out set {tag[:12]}"
 
 
 def _version_jf(version: Any, name: str, required: bool) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.config import CorrvosConfig
-from pipelines.registry import promote, register_model
+from pipelines.registry import EVAL_SET_TAG, promote, register_model
 from pipelines.training.stage import dataset_version
 from pipelines.stages.context import StageContext, datasets_with_role
 from pipelines.versioning import code_version
@@ -21,6 +21,10 @@ def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     }
     if train:
         tags["corrvos.dataset_version"] = dataset_version(train, config.storage.options)
+    held_out = datasets_with_role(config, context.inputs["ingest"], "val") if "ingest" in context.inputs else []
+    if held_out:  # J&F is only compared between versions scored on the same held-out set
+        tags[EVAL_SET_TAG] = dataset_version(held_out, config.storage.options) + (
+            f"/first-{config.evaluate.max_videos}" if config.evaluate.max_videos is not None else "")
     version = register_model(context.tracking_uri, config.registered_model,
                              context.inputs["train"]["model"], context.run_id, jf, tags,
                              storage_options=config.storage.options)

@@ -45,6 +45,8 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     artifacts = [a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation/report")]
     assert "evaluation/report/jf_vs_probe.png" in artifacts and "evaluation/report/jf_per_sequence.png" in artifacts
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
+    eval_set = client.get_model_version("corrvos-tiny", "1").tags["corrvos.eval_dataset_version"]
+    assert len(eval_set) >= 16  # the held-out set's content hash, so J&F is compared only on the same set
     val_jf = client.get_metric_history(first["stages"]["train"]["mlflow_run_id"], "val_jf")
     assert sorted(m.step for m in val_jf) == [3, 6]  # train's held-out J&F curve
 
@@ -70,8 +72,9 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
                       "evaluate": "done", "register": "done", "promote": "done"}
     assert third["stages"]["evaluate"]["uri"] != first["stages"]["evaluate"]["uri"]
     assert third["model_uri"] == "models:/corrvos-tiny/2"
-    # the same weights score the same J&F: not better than the champion, so only a challenger
+    # the same weights score the same J&F on the same held-out set: not better, so only a challenger
     assert third["stages"]["promote"]["outputs"]["alias"] == "challenger"
+    assert "does not beat champion v1" in third["stages"]["promote"]["outputs"]["reason"]
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("corrvos-tiny", "challenger").version) == "2"
 

@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from components.errors import CorrvosError
-from pipelines.registry import PROMOTION_TAG, promote, promote_by_hand, register_model
+from pipelines.registry import EVAL_SET_TAG, PROMOTION_TAG, promote, promote_by_hand, register_model
 
 
 def _register(store, checkpoints, new_run, name, *scores: float) -> list[int]:
@@ -83,3 +83,23 @@ def test_bad_requests_are_one_line_errors_and_change_nothing(store, checkpoints,
         call(uri, model_name)
     assert expected in str(info.value) and "\n" not in str(info.value)
     assert _aliases(uri, model_name) == {}
+
+
+def test_jf_from_another_held_out_set_is_not_compared(store, checkpoints, new_run, model_name) -> None:
+    uri, _ = store
+    run_id = new_run()
+    on_a = register_model(uri, model_name, str(checkpoints[0]), run_id, 0.60, {EVAL_SET_TAG: "aaaa" * 16}).version
+    on_b = register_model(uri, model_name, str(checkpoints[1]), run_id, 0.90, {EVAL_SET_TAG: "bbbb" * 16}).version
+    also_a = register_model(uri, model_name, str(checkpoints[1]), run_id, 0.70, {EVAL_SET_TAG: "aaaa" * 16}).version
+    untagged = register_model(uri, model_name, str(checkpoints[0]), run_id, 0.99, {}).version
+    assert promote(uri, model_name, on_a, 0.0).alias == "champion"
+    # a higher J&F on another held-out set is no evidence: challenger, and the reason says why
+    other = promote(uri, model_name, on_b, 0.0)
+    assert (other.promoted, other.alias, other.champion_version) == (False, "challenger", on_a)
+    assert "not comparable" in other.reason and "held-out set bbbbbbbbbbbb" in other.reason
+    assert f"corrvos promote --version {on_b}" in other.reason
+    assert promote(uri, model_name, untagged, 0.0).alias == "challenger"  # unrecorded set: not comparable either
+    # the same set compares as always
+    same = promote(uri, model_name, also_a, 0.0)
+    assert (same.promoted, same.champion_version) == (True, on_a)
+    assert _aliases(uri, model_name) == {"champion": also_a, "challenger": untagged}
