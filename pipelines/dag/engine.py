@@ -122,7 +122,7 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
     refs: dict[str, ray.ObjectRef] = {}
     for node in nodes:
         task = _stage_task.options(num_cpus=STAGE_CPUS.get(node.name, 0), name=f"corrvos-{node.name}")
-        refs[node.name] = task.remote(node, payload, tracking_uri, parent, *[refs[i] for i in node.inputs])
+        refs[node.name] = task.remote(node, payload, tracking_uri, parent, progress, *[refs[i] for i in node.inputs])
     outcomes: dict[str, StageOutcome] = {}
     with tqdm(total=len(nodes), desc="pipeline", unit="stage", disable=not progress) as bar:
         for node in nodes:
@@ -148,9 +148,9 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
 
 @ray.remote(max_retries=0)
 def _stage_task(node: StageNode, payload: dict[str, Any], tracking_uri: str, parent_run_id: str,
-                *upstream: StageOutcome) -> StageOutcome:
+                progress: bool, *upstream: StageOutcome) -> StageOutcome:
     config = config_from_dict(CorrvosConfig, payload)
-    return execute_stage(node, config, tracking_uri, parent_run_id, {o.name: o.outputs for o in upstream})
+    return execute_stage(node, config, tracking_uri, parent_run_id, {o.name: o.outputs for o in upstream}, progress)
 
 
 def _record_failure(state: PipelineState, client: MlflowClient, parent: str, outcomes: dict[str, StageOutcome],

@@ -50,8 +50,9 @@ def stage_folder(config: CorrvosConfig, node: StageNode) -> str:
 
 
 def execute_stage(node: StageNode, config: CorrvosConfig, tracking_uri: str, parent_run_id: str | None,
-                  inputs: dict[str, dict[str, str]]) -> StageOutcome:
-    """Reuse the stage's verified outputs or run it; records `_SUCCESS.json` last."""
+                  inputs: dict[str, dict[str, str]], progress: bool = True) -> StageOutcome:
+    """Reuse the stage's verified outputs or run it; records `_SUCCESS.json` last. `progress`: the
+    stage may draw progress bars."""
     folder = stage_folder(config, node)
     options = config.storage.options
     store = StageStore(folder, options)
@@ -69,7 +70,7 @@ def execute_stage(node: StageNode, config: CorrvosConfig, tracking_uri: str, par
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, "corrvos.resumed", "true")
     store.write(RUNNING, StageRecord(node.name, node.fingerprint, "running", mlflow_run_id=run_id))
-    context = StageContext(folder, inputs, tracking_uri, run_id, parent_run_id, dict(options))
+    context = StageContext(folder, inputs, tracking_uri, run_id, parent_run_id, dict(options), progress)
     try:
         outputs = stage_functions()[node.name](config, context)
     except BaseException as exc:

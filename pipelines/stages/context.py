@@ -20,6 +20,7 @@ class StageContext:
     run_id: str
     parent_run_id: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True  # whether the stage may draw progress bars (`--no-progress` turns them off)
 
     @property
     def logger(self) -> RunLogger:

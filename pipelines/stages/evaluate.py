@@ -27,10 +27,12 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     local = "://" not in context.out or context.out.startswith("file://")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(context.out.removeprefix("file://")) if local else Path(scratch)
-        run = evaluate_videos(model, _videos(config, uris), folder, config.inference, device, progress=True)
+        run = evaluate_videos(model, _videos(config, uris), folder, config.inference, device,
+                              progress=context.progress)
         _log(run, config, context)
         if config.evaluate.probe:
-            probe = probe_videos(model, _videos(config, uris), folder / "probe", config.probe, device, progress=True)
+            probe = probe_videos(model, _videos(config, uris), folder / "probe", config.probe, device,
+                                 progress=context.progress)
             _log_probe(run, probe, folder, context)
         if not local:
             _upload(folder, context.out, config.storage.options)

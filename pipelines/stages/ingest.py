@@ -23,7 +23,8 @@ def run_ingest(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
         uri = f"{context.out}/{source.name}"
         settings = IngestConfig(short_side=source.short_side, engine=config.pipeline.ingest_engine)
         manifest = ingest(source.kind, source.source, uri, settings, overwrite=True, split=source.split,
-                          resolution=source.resolution, storage_options=config.storage.options)
+                          resolution=source.resolution, storage_options=config.storage.options,
+                          progress=context.progress)
         counts = manifest.counts
         context.logger.log_metrics({f"{source.name}.videos": counts["videos"], f"{source.name}.frames": counts["frames"]}, 0)
         context.logger.set_tags({f"corrvos.dataset_version.{source.name}": manifest.content_hash})
