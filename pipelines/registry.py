@@ -371,6 +371,7 @@ def _eval_set_mismatch(version: Any, champion: Any) -> str:
 
 
 def _held_out_name(tag: str | None) -> str:
+    """A held-out set as a reason names it: the start of its version, or that none was recorded."""
     return "an unrecorded held-out set" if tag is None else f"held-out set {tag[:12]}"
 
 
