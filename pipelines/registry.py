@@ -146,14 +146,15 @@ def promote(tracking_uri: str, name: str, version: int, margin: float) -> Promot
     if not math.isfinite(margin) or margin < 0:
         raise CorrvosError(f"promote margin {margin!r}: expected a number >= 0")
     client = _client(tracking_uri)
-    jf = _version_jf(_get_version(client, name, version), name, required=True)
+    candidate = _get_version(client, name, version)
+    jf = _version_jf(candidate, name, required=True)
     champion = _champion(client, name)
     if champion is None:
         return _decide(client, name, version, jf, None, None, True, "no champion yet")
     champion_version, champion_jf = int(champion.version), _version_jf(champion, name, required=True)
     if champion_version == int(version):
         return _decide(client, name, version, jf, champion_version, champion_jf, True, "already the champion")
-    mismatch = _eval_set_mismatch(_get_version(client, name, version), champion)
+    mismatch = _eval_set_mismatch(candidate, champion)
     if mismatch:
         reason = (f"J&F {jf:.4f} is not comparable with champion v{champion_version} ({champion_jf:.4f}): {mismatch}; "
                   f"`corrvos promote --version {int(version)}` promotes it by hand")
