@@ -16,6 +16,7 @@ from components.evaluation.videos import dataset_videos
 from components.model.checkpoint import load_inference_checkpoint
 from components.probe import probe_videos
 from pipelines.stages.context import StageContext, datasets_with_role
+from pipelines.training.stage import dataset_version
 
 
 def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
@@ -40,9 +41,17 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         "scores": f"{context.out}/scores.json",
         "predictions": f"{context.out}/predictions",
         "jf": repr(float(run.jf_mean)),
+        "held_out_version": _held_out_version(config, uris),
         **({"probe_scores": f"{context.out}/probe/scores.json"} if config.evaluate.probe else {}),
         "model": model_uri,
     }
+
+
+def _held_out_version(config: CorrvosConfig, uris: list[str]) -> str:
+    """What the J&F was measured on: the held-out datasets' content version, and the video cap if any."""
+    version = dataset_version(uris, config.storage.options)
+    cap = config.evaluate.max_videos
+    return version if cap is None else f"{version}/first-{cap}"
 
 
 def _upload(folder: Path, uri: str, storage_options: dict) -> None:

@@ -21,10 +21,8 @@ def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     }
     if train:
         tags["corrvos.dataset_version"] = dataset_version(train, config.storage.options)
-    held_out = datasets_with_role(config, context.inputs["ingest"], "val") if "ingest" in context.inputs else []
-    if held_out:  # J&F is only compared between versions scored on the same held-out set
-        tags[EVAL_SET_TAG] = dataset_version(held_out, config.storage.options) + (
-            f"/first-{config.evaluate.max_videos}" if config.evaluate.max_videos is not None else "")
+    # what evaluate scored on: J&F is only compared between versions scored on the same held-out set
+    tags[EVAL_SET_TAG] = context.inputs["evaluate"]["held_out_version"]
     version = register_model(context.tracking_uri, config.registered_model,
                              context.inputs["train"]["model"], context.run_id, jf, tags,
                              storage_options=config.storage.options)
