@@ -46,24 +46,23 @@ class FrameGeometry:
         return F.pad(self._resize(masks[None].float()), self.pad)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        """Original size -> inner size: area averaging to shrink, bilinear to enlarge."""
-        size = (self.inner_height, self.inner_width)
-        if size == (self.height, self.width):
-            return x
-        if self.inner_height < self.height:
-            return F.interpolate(x, size=size, mode="area")
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        """Original size -> inner size."""
+        return resample(x, (self.inner_height, self.inner_width))
 
     def probs_to_original(self, probs: torch.Tensor) -> torch.Tensor:
-        """1,C,H',W' on the padded grid -> 1,C,H,W at the original size (un-pad; bilinear to enlarge,
-        area averaging to shrink what was up-scaled)."""
+        """1,C,H',W' on the padded grid -> 1,C,H,W at the original size (un-pad, then resample)."""
         left, right, top, bottom = self.pad
-        x = probs[:, :, top : probs.shape[2] - bottom, left : probs.shape[3] - right]
-        if x.shape[-2:] != (self.height, self.width):
-            mode = "area" if self.inner_height > self.height else "bilinear"
-            x = F.interpolate(x, size=(self.height, self.width), mode=mode,
-                              **({} if mode == "area" else {"align_corners": False}))
+        inner = probs[:, :, top : probs.shape[2] - bottom, left : probs.shape[3] - right]
+        return resample(inner, (self.height, self.width))
+
+
+def resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N,C,h,w -> N,C,size: area averaging to shrink, bilinear to enlarge, untouched at the same size."""
+    if tuple(x.shape[-2:]) == tuple(size):
         return x
+    if x.shape[-2] > size[0]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 VOID = 255  # DAVIS 2017 / YouTube-VOS "void" label: neither background nor an object
