@@ -24,7 +24,7 @@ import argparse
 import math
 import platform
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Callable
 
 import numpy as np
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from components.config import InferenceConfig, ModelConfig, config_from_dict
 from components.inference import propagator_for
 from components.model import STCN, build_network
+from components.precision import autocast_for, uses_bf16
 
 CPU_FRAMES = {"stcn": 5, "small": 20}  # ~2 minutes on 2 idle cores: `stcn` runs at under 1 frame/s at 480p
 GPU_FRAMES = 100  # about a DAVIS sequence (memory grows to 20 frames)
@@ -119,10 +120,8 @@ def _synchronise(device: torch.device) -> None:
 
 
 def _autocast(device: torch.device) -> AbstractContextManager:
-    """The precision the engine picks by default (`auto`): bf16 on GPUs that have it, else fp32."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+    """The precision the engine picks by default (`auto`): bf16 where the device has it natively, else fp32."""
+    return autocast_for(device, "auto")
 
 
 def frame_count(preset: str, args: argparse.Namespace, device: torch.device) -> int:
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         where = torch.cuda.get_device_name(device)
     else:
         where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    precision = "bf16 autocast" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    precision = "bf16 autocast" if uses_bf16(device, "auto") else "fp32"
     width = round(args.size * 16 / 9 / 2) * 2
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
           f"memory every 5 frames, top-k {'30 (xmem) / 20 (stcn)' if args.model == 'xmem' else 20}; "

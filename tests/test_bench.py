@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import inference, loader_threads, train_step
+from bench import inference, loader_threads, precision, train_step
 
 RATIO = re.compile(r"(\d+\.\d+)x")
 
@@ -44,3 +44,14 @@ def test_loader_threads_bench_compares_its_settings(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "decode threads 1:" in output and "decode threads 0:" in output
     assert _last_ratio(output, "step time, 1 vs 0 decode threads") > 0
+
+
+def test_precision_bench_ends_with_both_speed_ups(capsys: pytest.CaptureFixture[str]) -> None:
+    code = precision.main(["--size", "64", "--batch", "1", "--steps", "1", "--video-size", "64", "--frames", "3",
+                           "--rounds", "1"])
+    output = capsys.readouterr().out
+    assert code == 0
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("bf16 vs fp32 speed-up"), last
+    assert len(RATIO.findall(last)) == 2
+    assert "native bf16:" in output.splitlines()[0]

@@ -172,7 +172,7 @@ class InferenceConfig:
     max_memory_frames: int | None = None
     max_short_side: int | None = None  # down-scale frames whose short side is longer
     min_short_side: int | None = None  # up-scale frames whose short side is shorter: a finer key grid on small videos
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPUs with it and CPUs with AVX512-BF16/AMX
     xmem: XMemMemoryConfig = field(default_factory=XMemMemoryConfig)
 
     def __post_init__(self) -> None:
@@ -232,7 +232,7 @@ class StageConfig:
     weight_decay: float = 1e-7
     layerwise_lr: bool = False
     grad_clip: float | None = 3.0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast where the device has native bf16
     seed: int = 14159265
     num_workers: int = 1
     use_gpu: bool = False

@@ -8,7 +8,6 @@ non-zero values are object ids (255 = void, ignored). Objects join at the frame 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -22,6 +21,7 @@ from components.inference.frames import VOID, FrameGeometry, given_masks
 from components.inference.memory_store import MemoryEntry, MemoryStore
 from components.inference.readout import read_memory_top_k
 from components.model.stcn import STCN
+from components.precision import autocast_for
 
 
 
@@ -48,10 +48,7 @@ class VideoPropagator:
         self.config = config
 
     def _autocast(self):
-        wants_bf16 = self.config.precision == "bf16" or (
-            self.config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        )
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if wants_bf16 else nullcontext()
+        return autocast_for(self.device, self.config.precision)
 
     def _new_state(self) -> "_VideoState":
         return _VideoState(memory=MemoryStore(self.config.max_memory_frames))

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 
 from components.config.schema import LossConfig
 from components.losses import compute_losses
+from components.precision import autocast_for
 from components.training.batch import ClipBatch
 from components.training.guard import check_finite
-
-
-def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast on GPUs that support it (or when asked), otherwise full precision."""
-    use_bf16 = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
 
 def training_step(
