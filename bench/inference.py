@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 from contextlib import AbstractContextManager
 from typing import Callable
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.device import describe, synchronise
 from components.config import InferenceConfig, ModelConfig, config_from_dict
 from components.inference import propagator_for
 from components.model import STCN, build_network
@@ -94,7 +94,7 @@ def reference_run(
     keys, values, labels, seconds = [], [], [], 0.0
     with torch.inference_mode(), autocast:
         for t, frame in enumerate(frames):
-            _synchronise(device)
+            synchronise(device)
             start = time.perf_counter()
             x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float() / 255  # 1, 3, H, W
             x = F.pad(x, pad, mode="replicate")
@@ -109,19 +109,9 @@ def reference_run(
                 keys.append(features.key)
                 values.append(model.encode_value(x, features.f16, prob))  # 1, 1, Cv, h, w
             labels.append((prob[0, 0][crop] > 0.5).to(torch.uint8).cpu().numpy())
-            _synchronise(device)
+            synchronise(device)
             seconds += time.perf_counter() - start
     return len(frames) / seconds, labels
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device) -> AbstractContextManager:
-    """The precision the engine picks by default (`auto`): bf16 where the device has it natively, else fp32."""
-    return autocast_for(device, "auto")
 
 
 def frame_count(preset: str, args: argparse.Namespace, device: torch.device) -> int:
@@ -156,10 +146,10 @@ def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) ->
     frames, mask = preset_video(preset, args, device)
     if args.warmup:
         engine_run(model, frames[: args.warmup], mask, device)
-        reference_run(model, frames[: args.warmup], mask, device, _autocast(device))
+        reference_run(model, frames[: args.warmup], mask, device, autocast_for(device, "auto"))
     best, labels = best_of_rounds({
         "engine": lambda: engine_run(model, frames, mask, device),
-        "reference": lambda: reference_run(model, frames, mask, device, _autocast(device)),
+        "reference": lambda: reference_run(model, frames, mask, device, autocast_for(device, "auto")),
     }, args.rounds)
     agreement = float(np.mean([np.mean(a == b) for a, b in zip(labels["engine"], labels["reference"])]))
     return best["engine"], best["reference"], agreement
@@ -193,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
     presets = list(dict.fromkeys(p.strip() for p in args.presets.split(",") if p.strip()))
-    if device.type == "cuda":
-        where = torch.cuda.get_device_name(device)
-    else:
-        where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    where = describe(device)
     precision = "bf16 autocast" if uses_bf16(device, "auto") else "fp32"
     width = round(args.size * 16 / 9 / 2) * 2
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "

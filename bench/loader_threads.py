@@ -15,7 +15,6 @@ time to the best other setting's.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from bench.device import describe
 from components.config import CorrvosConfig, config_from_dict
 from components.data.config import IngestConfig
 from components.data.ingest import ingest
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest("synthetic", "videos=16,frames=24,size=128,seed=0", dataset, IngestConfig(engine="threads"), progress=False)
         for workers in settings:
             medians[workers] = statistics.median(time_steps(config, dataset, workers, args))
-    where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
-    print(f"small preset, released weights, batch {args.batch} x 3 frames x {args.size} px ({where})")
+    print(f"small preset, released weights, batch {args.batch} x 3 frames x {args.size} px ({describe(torch.device('cpu'))})")
     for workers, seconds in medians.items():
         print(f"decode threads {workers}: {seconds * 1000:7.1f} ms/step  {args.batch / seconds:6.2f} clips/s "
               f"(median of {args.steps})")

@@ -12,7 +12,6 @@ precision, interleaved, and how far bf16 moves the predicted labels. The last li
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from bench.device import describe, synchronise
 from bench.inference import synthetic_video
 from components.config import CorrvosConfig, config_from_dict
 from components.inference.propagate import VideoPropagator
@@ -53,16 +53,17 @@ def step_times(config: CorrvosConfig, args: argparse.Namespace, device: torch.de
     for precision in PRECISIONS:
         torch.manual_seed(0)
         model = build_train_wrapper(config.model).to(device).train()
-        optimizer = build_optimizer(model, "adamw", 4e-4, 1e-7, False)
+        stage = config.train
+        optimizer = build_optimizer(model, stage.optimizer, stage.learning_rate, stage.weight_decay, stage.layerwise_lr)
         models[precision] = (model, optimizer)
     times: dict[str, list[float]] = {p: [] for p in PRECISIONS}
     for step in range(args.steps + 1):  # the first step of each is warm-up
         for precision, (model, optimizer) in models.items():
-            _synchronise(device)
+            synchronise(device)
             start = time.perf_counter()
             training_step(model, batch, config.loss, 0.5, optimizer, step=step, precision=precision,
-                          grad_clip=3.0, generator=torch.Generator().manual_seed(step))
-            _synchronise(device)
+                          grad_clip=config.train.grad_clip, generator=torch.Generator().manual_seed(step))
+            synchronise(device)
             if step:
                 times[precision].append(time.perf_counter() - start)
     return times
@@ -86,18 +87,12 @@ def propagation_times(config: CorrvosConfig, args: argparse.Namespace, device: t
     return fps, agree
 
 
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     device = torch.device(args.device)
     config = config_from_dict(CorrvosConfig, {"model": {"preset": args.model_preset}})
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
-    print(f"device={device} ({where}) torch {torch.__version__}, {args.torch_threads} threads; "
+    print(f"device={device} ({describe(device)}) torch {torch.__version__}; "
           f"native bf16: {has_native_bf16(device)} (what `precision: auto` follows)")
     steps = {p: statistics.median(v) for p, v in step_times(config, args, device).items()}
     for precision, seconds in steps.items():

@@ -11,13 +11,13 @@ settings; the median step time of each is compared. The last line is the ratio.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 
 import torch
 
+from bench.device import describe, synchronise
 from components.config import LossConfig, ModelConfig, config_from_dict
 from components.losses import compute_losses
 from components.model import build_train_wrapper
@@ -43,11 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool):
     """A closure running forward, losses, backward and an optimiser step; returns seconds taken."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -55,7 +50,7 @@ def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch,
     generator = torch.Generator().manual_seed(0)
 
     def step() -> float:
-        _synchronise(device)
+        synchronise(device)
         start = time.perf_counter()
         with autocast():
             outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
@@ -63,7 +58,7 @@ def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch,
         optimiser.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimiser.step()
-        _synchronise(device)
+        synchronise(device)
         return time.perf_counter() - start
 
     return step
@@ -95,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.steps):  # interleaved so drift in machine load hits both alike
         for name, step in steps.items():
             times[name].append(step())
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    where = describe(device)
     print(f"model={args.model} preset={args.preset} device={device} ({where}) "
           f"batch={batch_size}x{frames}x{size}px objects={objects} bf16={args.bf16}")
     medians = {}
