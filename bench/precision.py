@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-preset", default="small", help="model.preset (small: the CPU demo's network)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=8,
+                        help="model.output_stride (8: the CPU demo's dilated layer3)")
     parser.add_argument("--batch", type=int, default=4, help="clips per training step")
     parser.add_argument("--size", type=int, default=96, help="training crop side in pixels")
     parser.add_argument("--video-size", type=int, default=224, help="propagated video side (the demo reads at 224)")
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     device = torch.device(args.device)
-    config = config_from_dict(CorrvosConfig, {"model": {"preset": args.model_preset}})
-    print(f"device={device} ({describe(device)}) torch {torch.__version__}; "
+    config = config_from_dict(CorrvosConfig, {"model": {"preset": args.model_preset, "output_stride": args.output_stride}})
+    print(f"device={device} ({describe(device)}) torch {torch.__version__}; output_stride={args.output_stride}; "
           f"native bf16: {has_native_bf16(device)} (what `precision: auto` follows)")
     steps = {p: statistics.median(v) for p, v in step_times(config, args, device).items()}
     for precision, seconds in steps.items():

@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("stcn", "xmem"), default="stcn", help="base network")
     parser.add_argument("--preset", choices=sorted(DEFAULTS), default="small", help="sizes (stcn = the paper's)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=16,
+                        help="key/value grid stride (8: dilated layer3, the CPU demo's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, help="clips per step (default: 4 small, 8 stcn)")
     parser.add_argument("--size", type=int, help="crop side in pixels (default: 192 small, 384 stcn)")
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     batch_size = args.batch or DEFAULTS[args.preset]["batch"]
     size = args.size or DEFAULTS[args.preset]["size"]
     torch.manual_seed(args.seed)
-    model_config = config_from_dict(ModelConfig, {"preset": args.preset, "name": args.model})
+    model_config = config_from_dict(ModelConfig, {"preset": args.preset, "name": args.model,
+                                                  "output_stride": args.output_stride})
     frames = args.frames or (8 if args.model == "xmem" else 3)
     objects = args.objects or (3 if args.model == "xmem" else 2)
     batch = random_clip_batch(batch_size, frames, size, objects, torch.Generator().manual_seed(args.seed)).to(device)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, step in steps.items():
             times[name].append(step())
     where = describe(device)
-    print(f"model={args.model} preset={args.preset} device={device} ({where}) "
+    print(f"model={args.model} preset={args.preset} output_stride={args.output_stride} device={device} ({where}) "
           f"batch={batch_size}x{frames}x{size}px objects={objects} bf16={args.bf16}")
     medians = {}
     for name, values in times.items():

@@ -23,10 +23,10 @@ class ValueEncoder(nn.Module):
     """ResNet on RGB + target mask (+ other-objects mask), fused with the key encoder's f16."""
 
     def __init__(self, arch: str, width: int, mask_channels: int, key_f16_channels: int, value_dim: int,
-                 norm: str = "frozen") -> None:
+                 norm: str = "frozen", output_stride: int = 16) -> None:
         super().__init__()
         self.mask_channels = mask_channels
-        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width, norm=norm)
+        self.trunk = ResNetTrunk(arch, in_channels=3 + mask_channels, width=width, norm=norm, output_stride=output_stride)
         self.fusion = FeatureFusionBlock(key_f16_channels + self.trunk.channels[2], value_dim)
 
     def forward(self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -53,7 +53,8 @@ class MatchingNetwork(nn.Module):
         self.config = config
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width, norm=config.batchnorm)
+        self.key_encoder = ResNetTrunk(config.key_backbone, in_channels=3, width=config.backbone_width,
+                                       norm=config.batchnorm, output_stride=config.output_stride)
 
     @property
     def key_f16_channels(self) -> int:
@@ -65,7 +66,7 @@ class MatchingNetwork(nn.Module):
         config = self.config
         mask_channels = 1 if config.single_object else 2
         return ValueEncoder(config.value_backbone, config.backbone_width, mask_channels, self.key_f16_channels,
-                            config.value_dim, config.batchnorm)
+                            config.value_dim, config.batchnorm, config.output_stride)
 
     def _load_backbone_weights(self) -> None:
         """ImageNet (torchvision-format) weights into both trunks, from the files or URIs the config names."""

@@ -40,8 +40,8 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale[None, :, None, None].to(x.dtype) + shift[None, :, None, None].to(x.dtype)
 
 
-def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
 
 
 def _conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -55,11 +55,11 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm: type[nn.Module] = FrozenBatchNorm2d) -> None:
+                 norm: type[nn.Module] = FrozenBatchNorm2d, dilation: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(in_ch, width, stride)
+        self.conv1 = _conv3x3(in_ch, width, stride, dilation[0])
         self.bn1 = norm(width)
-        self.conv2 = _conv3x3(width, width)
+        self.conv2 = _conv3x3(width, width, dilation=dilation[1])
         self.bn2 = norm(width)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -77,11 +77,11 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm: type[nn.Module] = FrozenBatchNorm2d) -> None:
+                 norm: type[nn.Module] = FrozenBatchNorm2d, dilation: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
         self.conv1 = _conv1x1(in_ch, width)
         self.bn1 = norm(width)
-        self.conv2 = _conv3x3(width, width, stride)
+        self.conv2 = _conv3x3(width, width, stride, dilation[0])  # the block's one 3x3: the first entry
         self.bn2 = norm(width)
         self.conv3 = _conv1x1(width, width * self.expansion)
         self.bn3 = norm(width * self.expansion)
@@ -110,12 +110,19 @@ class TrunkFeatures:
 
 
 class ResNetTrunk(nn.Module):
-    """A ResNet cut after layer3 (stride 16); returns the stride-4, -8 and -16 feature maps."""
+    """A ResNet cut after layer3; returns the stride-4, -8 and -16 feature maps (`f16`).
 
-    def __init__(self, arch: str = "resnet50", in_channels: int = 3, width: int = 64, norm: str = "frozen") -> None:
+    `output_stride=8` keeps layer3 at stride 8 and dilates its 3x3 convolutions instead (DeepLab's
+    trick, torchvision's `replace_stride_with_dilation`): `f16` then has twice the resolution, the
+    parameters and their names stay the same, so ImageNet weights still load."""
+
+    def __init__(self, arch: str = "resnet50", in_channels: int = 3, width: int = 64, norm: str = "frozen",
+                 output_stride: int = 16) -> None:
         super().__init__()
         if arch not in _ARCHITECTURES:
             raise ValueError(f"unknown backbone {arch!r} (choose from {sorted(_ARCHITECTURES)})")
+        if output_stride not in (8, 16):
+            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
         block, depths = _ARCHITECTURES[arch]
         self.arch, self.in_channels, self.width = arch, in_channels, width
         self._norm = NORMS[norm]
@@ -126,18 +133,26 @@ class ResNetTrunk(nn.Module):
         self._in = width
         self.layer1 = self._make_layer(block, width, depths[0], stride=1)
         self.layer2 = self._make_layer(block, width * 2, depths[1], stride=2)
-        self.layer3 = self._make_layer(block, width * 4, depths[2], stride=2)
+        self.output_stride = output_stride
+        self.layer3 = self._make_layer(block, width * 4, depths[2], stride=2, dilate=output_stride == 8)
         self.channels = (width * block.expansion, width * 2 * block.expansion, width * 4 * block.expansion)
         self._init_weights()
 
-    def _make_layer(self, block: type[nn.Module], width: int, depth: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, block: type[nn.Module], width: int, depth: int, stride: int, dilate: bool = False) -> nn.Sequential:
+        """`dilate`: stride 1 and dilation `stride` in place of the downsampling; the first 3x3 keeps
+        dilation 1 (it would have been the strided one), every later 3x3 is dilated."""
         downsample = None
         out_ch = width * block.expansion
+        first, rest = (1, 1), (1, 1)
+        if dilate:
+            first, rest, stride = (1, stride), (stride, stride), 1
+            if block is Bottleneck:  # one 3x3 per block
+                first = (1, 1)
         if stride != 1 or self._in != out_ch:
             downsample = nn.Sequential(_conv1x1(self._in, out_ch, stride), self._norm(out_ch))
-        layers = [block(self._in, width, stride, downsample, norm=self._norm)]
+        layers = [block(self._in, width, stride, downsample, norm=self._norm, dilation=first)]
         self._in = out_ch
-        layers += [block(self._in, width, norm=self._norm) for _ in range(depth - 1)]
+        layers += [block(self._in, width, norm=self._norm, dilation=rest) for _ in range(depth - 1)]
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:
@@ -151,9 +166,30 @@ class ResNetTrunk(nn.Module):
             elif isinstance(module, BasicBlock):
                 nn.init.zeros_(module.bn2.weight)
 
+    def freeze(self, stages: int) -> None:
+        """Stop gradients to the first `stages` parts from the input (1: stem, 2: + layer1, ... 4: + layer3),
+        detectron2's FREEZE_AT: their weights stay put and their backward pass is skipped. BatchNorm keeps
+        its mode (a `batch` norm still normalises with batch statistics)."""
+        parts = [(self.conv1, self.bn1), (self.layer1,), (self.layer2,), (self.layer3,)]
+        if not 0 <= stages <= len(parts):
+            raise ValueError(f"freeze stages must lie in [0, {len(parts)}], got {stages}")
+        for group in parts[:stages]:
+            for module in group:
+                module.requires_grad_(False)
+
     def forward(self, x: torch.Tensor) -> TrunkFeatures:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         f4 = self.layer1(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
         return TrunkFeatures(f4=f4, f8=f8, f16=f16)
+
+
+def freeze_trunks(model: nn.Module, stages: int) -> int:
+    """`ResNetTrunk.freeze(stages)` on every trunk inside `model` (key and value encoders); returns how many
+    parameter elements stopped training, so callers can log it."""
+    before = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for module in model.modules():
+        if isinstance(module, ResNetTrunk):
+            module.freeze(stages)
+    return before - sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -31,7 +31,8 @@ class KeyEncoder:
 
 
 def as_key_encoder(model: object, device: torch.device | str | None = None) -> KeyEncoder:
-    """A KeyEncoder from an STCN-like model (anything with `encode_key(frames).key`), a KeyEncoder or a callable.
+    """A KeyEncoder from an STCN-like model (anything with `encode_key(frames).key`; its stride is the
+    model config's `output_stride`, else 16), a KeyEncoder or a callable (stride 16).
 
     A model is moved to `device` (default: where its parameters are) and put in eval mode.
     """
@@ -41,7 +42,8 @@ def as_key_encoder(model: object, device: torch.device | str | None = None) -> K
         module: torch.nn.Module = model  # type: ignore[assignment]
         target = torch.device(device) if device is not None else next(module.parameters()).device
         module.to(target).eval()
-        return KeyEncoder(lambda frames: module.encode_key(frames).key, 16, target)
+        stride = getattr(getattr(module, "config", None), "output_stride", 16)  # 8 for a dilated-layer3 model
+        return KeyEncoder(lambda frames: module.encode_key(frames).key, stride, target)
     if callable(model):
         return KeyEncoder(model, 16, torch.device(device or "cpu"))  # type: ignore[arg-type]
     raise TypeError(f"not a key encoder: {type(model).__name__}")

@@ -30,6 +30,7 @@ from components.data.config import DataConfig
 from components.data.loader import ClipLoader, DatasetRef
 from components.model import build_train_wrapper
 from components.model.checkpoint import load_inference_checkpoint
+from components.model.resnet import freeze_trunks
 from components.training.optim import build_optimizer, learning_rate_at, set_learning_rate
 from components.training.preview import prediction_grid
 from components.training.state import TrainingState, capture_rng, restore_rng
@@ -140,6 +141,7 @@ def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[
     if payload.get("init_weights"):
         initial, _ = load_inference_checkpoint(payload["init_weights"])
         load_stage_weights(model, initial.state_dict())
+    freeze_trunks(model, stage.freeze_at)  # before the optimiser: frozen parameters get no optimiser state
     optimizer = build_optimizer(model, stage.optimizer, stage.learning_rate, stage.weight_decay, stage.layerwise_lr)
     start_step = 0
     checkpoint = ray.train.get_checkpoint()

@@ -172,3 +172,12 @@ def test_bad_inputs_are_data_errors(model):
         _run(model, InferenceConfig(), video[:2] + [video[2][:30]], {0: first})
     with pytest.raises(DataError, match="no annotated frame"):
         _run(model, InferenceConfig(), video, {})
+
+
+def test_propagation_runs_on_a_stride_8_model():
+    torch.manual_seed(0)
+    fine = STCN(config_from_dict(ModelConfig, {"preset": "small", "output_stride": 8})).eval()
+    video, first = _video(5)
+    result = _run(fine, InferenceConfig(memory_every=2), video, {0: first})
+    assert np.array_equal(result.labels[0], first)
+    assert all(lab.shape == first.shape for lab in result.labels) and result.memory_frames == [0, 2, 4]

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from components.config import ModelConfig, config_from_dict
+from components.config import LossConfig, ModelConfig, config_from_dict
 from components.errors import ConfigError
-from components.model import STCN, STCNTrainWrapper
+from components.model import STCN, STCNTrainWrapper, build_train_wrapper
 from components.model.resnet import FrozenBatchNorm2d, ResNetTrunk
 from components.training.batch import random_clip_batch
+from components.training.step import training_step
 
 
 @pytest.mark.parametrize("preset", ["small", "stcn"])
@@ -141,3 +142,31 @@ def test_backbone_weights_of_the_wrong_shape_name_the_key(tmp_path):
     missing = config_from_dict(ModelConfig, {"preset": "small", "backbone_weights": {"key_encoder": str(tmp_path / "nope.pth")}})
     with pytest.raises(ConfigError, match="nope.pth"):
         STCN(missing)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_output_stride_8_doubles_the_grid_with_the_same_parameters(arch):
+    strided = ResNetTrunk(arch, width=16, norm="batch")
+    dilated = ResNetTrunk(arch, width=16, norm="batch", output_stride=8)
+    assert {k: v.shape for k, v in strided.state_dict().items()} == {k: v.shape for k, v in dilated.state_dict().items()}
+    dilated.load_state_dict(strided.state_dict())  # ImageNet weights for the one load into the other
+    features = dilated.eval()(torch.rand(1, 3, 64, 96))
+    assert features.f8.shape[-2:] == features.f16.shape[-2:] == (8, 12)
+    assert features.f4.shape[-2:] == (16, 24)
+    assert all(c.stride == (1, 1) for c in dilated.layer3.modules() if isinstance(c, torch.nn.Conv2d))
+    assert max(c.dilation[0] for c in dilated.layer3.modules() if isinstance(c, torch.nn.Conv2d)) == 2
+    with pytest.raises(ValueError, match="output_stride"):
+        ResNetTrunk(arch, output_stride=4)
+
+
+@pytest.mark.parametrize("name", ["stcn", "xmem"])
+def test_both_bases_train_and_read_at_output_stride_8(name):
+    config = config_from_dict(ModelConfig, {"name": name, "preset": "small", "output_stride": 8})
+    model = build_train_wrapper(config)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
+    batch = random_clip_batch(2, 8 if name == "xmem" else 3, 64, 2, torch.Generator().manual_seed(0))
+    values, _ = training_step(model, batch, config_from_dict(LossConfig, {"ocl_weight": 0.1}), 0.9, optimiser, step=0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values()) and values["grad_norm"] > 0
+    assert model.encode_key(torch.rand(1, 3, 64, 96)).key.shape[-2:] == (8, 12)
+    with pytest.raises(ConfigError, match="output_stride"):
+        config_from_dict(ModelConfig, {"output_stride": 32})

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from components.config import ModelConfig, config_from_dict
 from components.inference.frames import FrameGeometry
-from components.probe import VideoKeys
+from components.model import STCN
+from components.probe import VideoKeys, encode_video
+from components.probe.keys import as_key_encoder
 from pipelines.cli import main
 from tests.evaluation.videos_util import save_small_checkpoint, write_davis
 
@@ -90,3 +94,12 @@ def test_grid_positions_round_trip_through_padding_and_resizing() -> None:
         assert torch.allclose(keys.pixels_to_grid(keys.grid_to_pixels(cells)), cells)
     keys = VideoKeys(torch.zeros(1, 4, 3, 4), FrameGeometry.for_size(40, 56, multiple=16), 16)
     assert keys.grid_to_pixels(torch.tensor([[0, 0]])).tolist() == [[7.5 - 4, 7.5 - 4]]  # centre of cell 0, less the 4 px pad
+
+
+def test_a_stride_8_model_is_probed_on_its_own_grid() -> None:
+    torch.manual_seed(0)
+    model = STCN(config_from_dict(ModelConfig, {"preset": "small", "output_stride": 8}))
+    encoder = as_key_encoder(model)
+    assert encoder.stride == 8
+    keys = encode_video(encoder, [np.zeros((40, 56, 3), np.uint8)] * 2)
+    assert keys.keys.shape[-2:] == (5, 7) and keys.stride == 8  # 40 x 56 frames: a multiple of 8, no padding

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from components.config import LossConfig, ModelConfig, config_from_dict
+from components.config import LossConfig, ModelConfig, StageConfig, config_from_dict
+from components.config.loader import ConfigError
 from components.model import STCN, STCNTrainWrapper
+from components.model.resnet import freeze_trunks
 from components.training.batch import random_clip_batch
 from components.training.guard import NonFiniteLossError, check_finite
 from components.training.optim import build_optimizer, learning_rate_at, lr_multiplier, parameter_groups, set_learning_rate
@@ -124,3 +126,28 @@ def test_prediction_grid_shows_every_clip_and_frame():
     logits = torch.randn(3, 2, 3, 32, 32)
     grid = prediction_grid(batch, logits, max_clips=2)
     assert grid.shape == (2 * 32, (3 + 2) * 32, 3) and grid.dtype == np.uint8
+
+
+def test_freezing_the_trunks_stem_and_layer1_keeps_them_fixed_and_trains_the_rest(small):
+    frozen_prefixes = ("key_encoder.conv1", "key_encoder.bn1", "key_encoder.layer1",
+                       "value_encoder.trunk.conv1", "value_encoder.trunk.bn1", "value_encoder.trunk.layer1")
+    expected = sum(p.numel() for n, p in small.named_parameters() if n.startswith(frozen_prefixes))
+    assert freeze_trunks(small, 2) == expected > 0
+    assert all(not p.requires_grad for n, p in small.named_parameters() if n.startswith(frozen_prefixes))
+    assert small.key_encoder.layer2[0].conv1.weight.requires_grad
+    optimiser = build_optimizer(small, "adamw", 1e-3, 1e-7, False)
+    assert sum(p.numel() for g in optimiser.param_groups for p in g["params"]) == \
+        sum(p.numel() for p in small.parameters()) - expected
+    before = {k: v.detach().clone() for k, v in small.named_parameters()}
+    training_step(small, random_clip_batch(2, 3, 64, 2), config_from_dict(LossConfig, {}), 0.5, optimiser, step=0)
+    changed = {name for name, value in small.named_parameters() if not torch.equal(before[name], value)}
+    assert not any(name.startswith(frozen_prefixes) for name in changed)
+    assert {"key_encoder.layer2.0.bn2.weight", "value_encoder.trunk.layer2.0.bn2.weight", "key_proj.weight"} <= changed
+    assert freeze_trunks(small, 0) == 0
+
+
+def test_freeze_stages_out_of_range_are_refused(small):
+    with pytest.raises(ValueError, match=r"\[0, 4\]"):
+        small.key_encoder.freeze(5)
+    with pytest.raises(ConfigError, match="freeze_at"):
+        config_from_dict(StageConfig, {"freeze_at": -1})
