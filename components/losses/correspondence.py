@@ -1,6 +1,6 @@
 """The pixel-level correspondence terms of the released code (METHOD_REFERENCE §2.1, §2.2).
 
-`pcl`: every stride-16 pixel of query frames t >= 1 (view A, warped to view B's grid) is classified
+`pcl`: every key-grid pixel (stride 16, or 8) of query frames t >= 1 (view A, warped to view B's grid) is classified
 among the 8x8 grid anchors of frame 0 of every clip in the batch; its target is the nearest
 own-clip anchor of the same pixel in view B (hard label, no gradient).
 `cross_view`: InfoNCE between 4x4 grid points of frame 0 in view A (warped) and the same points

@@ -1,7 +1,7 @@
 """Object-level coherence (OCL), as the poster states it; the released code has no such term.
 
 Each object in each frame is summarised by the mask-weighted mean of its head-g embedding (labels
-downsampled to stride 16 by area). A query is an object in a frame t >= 1; its positive is the same
+downsampled to the key grid by area). A query is an object in a frame t >= 1; its positive is the same
 object in frame 0 of its clip; the negatives are every other object and the background region of
 every clip in the batch at frame 0. Loss = mean over queries of -log softmax(sim)[positive].
 """
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from components.losses.similarity import l2_similarity
 
-MIN_AREA = 1e-3  # a region smaller than this many stride-16 cells has no prototype
+MIN_AREA = 1e-3  # a region smaller than this many key-grid cells has no prototype
 
 
 def region_prototypes(embeddings: torch.Tensor, masks: torch.Tensor, selector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
