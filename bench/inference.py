@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("stcn", "xmem"), default="stcn",
                         help="stcn: engine vs reference loop; xmem: XMem's engine vs STCN's")
     parser.add_argument("--presets", default="stcn,small", help="comma-separated model presets (sizes)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=16,
+                        help="key/value grid stride (the papers' 16; the CPU demo trains at 8)")
     parser.add_argument("--frames", type=int, help=f"frames timed per run (default on CPU: "
                         f"{', '.join(f'{k} {v}' for k, v in CPU_FRAMES.items())}; on GPU: {GPU_FRAMES})")
     parser.add_argument("--size", type=int, default=480, help="short side in pixels; the long side is 16:9")
@@ -142,7 +144,7 @@ def best_of_rounds(runs: dict[str, Callable[[], tuple[float, list[np.ndarray]]]]
 def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
     """(engine fps, reference fps, pixel agreement of their labels) for one preset."""
     torch.manual_seed(args.seed)
-    model = STCN(config_from_dict(ModelConfig, {"preset": preset})).to(device).eval()
+    model = STCN(config_from_dict(ModelConfig, {"preset": preset, "output_stride": args.output_stride})).to(device).eval()
     frames, mask = preset_video(preset, args, device)
     if args.warmup:
         engine_run(model, frames[: args.warmup], mask, device)
@@ -160,7 +162,8 @@ def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.devic
     models = {}
     for name in ("xmem", "stcn"):
         torch.manual_seed(args.seed)
-        models[name] = build_network(config_from_dict(ModelConfig, {"preset": preset, "name": name})).to(device).eval()
+        config = config_from_dict(ModelConfig, {"preset": preset, "name": name, "output_stride": args.output_stride})
+        models[name] = build_network(config).to(device).eval()
     frames, mask = preset_video(preset, args, device)
     for model in models.values():
         if args.warmup:

@@ -19,9 +19,12 @@ def _last_ratio(output: str, label: str) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.parametrize(("model", "label"), [("stcn", "engine vs reference loop"), ("xmem", "xmem vs stcn engine")])
-def test_inference_bench_ends_with_its_ratio(model: str, label: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = inference.main(["--model", model, "--presets", "small", "--size", "64", "--frames", "4", "--rounds", "2"])
+@pytest.mark.parametrize(("model", "label", "stride"), [("stcn", "engine vs reference loop", "16"),
+                                                        ("stcn", "engine vs reference loop", "8"),
+                                                        ("xmem", "xmem vs stcn engine", "16")])
+def test_inference_bench_ends_with_its_ratio(model: str, label: str, stride: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = inference.main(["--model", model, "--presets", "small", "--size", "64", "--frames", "4", "--rounds", "2",
+                           "--output-stride", stride])
     output = capsys.readouterr().out
     assert code == 0
     assert _last_ratio(output, label) > 0
