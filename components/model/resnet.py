@@ -187,7 +187,7 @@ class ResNetTrunk(nn.Module):
 
 def freeze_trunks(model: nn.Module, stages: int) -> int:
     """`ResNetTrunk.freeze(stages)` on every trunk inside `model` (key and value encoders); returns how many
-    parameter elements stopped training, so callers can log it."""
+    parameter elements stopped training."""
     before = sum(p.numel() for p in model.parameters() if p.requires_grad)
     for module in model.modules():
         if isinstance(module, ResNetTrunk):
