@@ -51,11 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def step_times(config: CorrvosConfig, args: argparse.Namespace, device: torch.device) -> dict[str, list[float]]:
     """Seconds per training step in each precision, interleaved on one batch from one initialisation."""
     batch = random_clip_batch(args.batch, 3, args.size, 2, generator=torch.Generator().manual_seed(0)).to(device)
+    stage = config.train
     models = {}
     for precision in PRECISIONS:
         torch.manual_seed(0)
         model = build_train_wrapper(config.model).to(device).train()
-        stage = config.train
         optimizer = build_optimizer(model, stage.optimizer, stage.learning_rate, stage.weight_decay, stage.layerwise_lr)
         models[precision] = (model, optimizer)
     times: dict[str, list[float]] = {p: [] for p in PRECISIONS}
@@ -64,7 +64,7 @@ def step_times(config: CorrvosConfig, args: argparse.Namespace, device: torch.de
             synchronise(device)
             start = time.perf_counter()
             training_step(model, batch, config.loss, 0.5, optimizer, step=step, precision=precision,
-                          grad_clip=config.train.grad_clip, generator=torch.Generator().manual_seed(step))
+                          grad_clip=stage.grad_clip, generator=torch.Generator().manual_seed(step))
             synchronise(device)
             if step:
                 times[precision].append(time.perf_counter() - start)
