@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from components.config.roles import REPORTING_ROLE, steering_test_clash
 from components.data.config import DataConfig
+from components.data.selection import VideoSelection
 
 
 @dataclass(frozen=True)
@@ -279,12 +281,18 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """One dataset the `ingest` stage makes, and which stages read it (`roles`)."""
+    """One dataset the `ingest` stage makes, and which stages read it (`roles`).
+
+    Roles: `pretrain` / `train` fit the weights, `val` steers (tune trials, validation curves), `test`
+    only reports (evaluate, register, promote); a test dataset may hold no steering video
+    (`components.config.roles`). `select` keeps a subset of the source's videos.
+    """
 
     name: str
     kind: Literal["davis", "youtube-vos", "static", "synthetic"]
     source: str = ""  # folder or fsspec URI; for synthetic a spec such as "videos=32,frames=24,size=96,seed=0"
-    roles: tuple[Literal["pretrain", "train", "val"], ...] = ("train",)
+    roles: tuple[Literal["pretrain", "train", "val", "test"], ...] = ("train",)
+    select: VideoSelection = field(default_factory=VideoSelection)
     split: str | None = None
     resolution: str | None = None
     short_side: int | None = None
@@ -297,7 +305,7 @@ class DatasetSource:
         if not self.name or "/" in self.name:
             raise ValueError(f"dataset name {self.name!r} must be non-empty and contain no '/'")
         if not self.roles:
-            raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val")
+            raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val, test")
         if self.kind != "synthetic" and not self.source:
             raise ValueError(f"dataset {self.name!r}: source is required for kind {self.kind!r}")
 
@@ -305,7 +313,9 @@ class DatasetSource:
 DEFAULT_SOURCES = (
     DatasetSource(name="synthetic-train", kind="synthetic", source="videos=48,frames=24,size=96,seed=0",
                   roles=("pretrain", "train")),
-    DatasetSource(name="synthetic-val", kind="synthetic", source="videos=8,frames=20,size=96,seed=1000", roles=("val",)),
+    DatasetSource(name="synthetic-val", kind="synthetic", source="videos=4,frames=20,size=96,seed=2000", roles=("val",)),
+    DatasetSource(name="synthetic-test", kind="synthetic", source="videos=8,frames=20,size=96,seed=1000",
+                  roles=("test",)),
 )
 
 
@@ -322,9 +332,12 @@ class PipelineConfig:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError("pipeline.sources: dataset names must be unique")
-        for role in ("train", "val"):
+        for role in ("train", REPORTING_ROLE):
             if not any(role in s.roles for s in self.sources):
                 raise ValueError(f"pipeline.sources: no dataset has role {role!r}")
+        clash = steering_test_clash(self.sources)
+        if clash:
+            raise ValueError(f"pipeline.sources: {clash}")
 
 
 @dataclass(frozen=True)
@@ -433,6 +446,12 @@ class CorrvosConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def __post_init__(self) -> None:
+        steers = [what for what, on in (("pipeline.tune", self.pipeline.tune),
+                                        ("evaluate.validate_every", self.evaluate.validate_every is not None)) if on]
+        if steers and not any("val" in s.roles for s in self.pipeline.sources):
+            raise ValueError(f"{steers[0]} steers on validation videos, but no dataset in pipeline.sources has role 'val'")
 
     @property
     def registered_model(self) -> str:

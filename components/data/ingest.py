@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from components.data.config import IngestConfig
 from components.data.manifest import Manifest, open_root, read_manifest, write_manifest
+from components.data.selection import VideoSelection
 from components.data.shards import ShardWriter
 from components.data.sources import ReadOptions, VideoSource, open_source
 from components.errors import DataError
@@ -37,12 +38,18 @@ def ingest(
     resolution: str | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: bool = True,
+    select: VideoSelection | None = None,
 ) -> Manifest:
-    """Ingest the dataset of `kind` at `source` into `out` (path or fsspec URI) and return its manifest."""
+    """Ingest the dataset of `kind` at `source` into `out` (path or fsspec URI) and return its manifest.
+
+    `select` keeps a subset of the source's videos (named ones, exclusions, one side of a hold-out split).
+    """
     src = open_source(kind, source, split=split, resolution=resolution)
     names = src.list_videos()
     if not names:
         raise DataError(f"{source}: no videos found")
+    if select is not None and not select.is_everything:
+        names = select.apply(names, source)
     fs, root = open_root(out, storage_options)
     try:
         previous = read_manifest(fs, root, out)
@@ -72,7 +79,8 @@ def ingest(
         if not videos:
             raise DataError(f"{source}: every video was skipped; first problem: {skipped[0]['reason']}")
         manifest = Manifest(
-            source={"kind": kind, "location": source, "split": split, "resolution": getattr(src, "resolution", None)},
+            source={"kind": kind, "location": source, "split": split, "resolution": getattr(src, "resolution", None),
+                    **({"select": select.to_json()} if select is not None and not select.is_everything else {})},
             options={"short_side": config.short_side, "jpeg_quality": config.jpeg_quality},
             shards=shards,
             videos=videos,

@@ -7,6 +7,7 @@ drive Ray Train or Tune take no CPU themselves (their workers do). One MLflow pa
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from components.config import CorrvosConfig, config_from_dict, config_to_dict
 from components.errors import ConfigError, CorrvosError, DataError
 from pipelines.dag.execute import StageOutcome, execute_stage, stage_folder
-from pipelines.dag.graph import StageNode, active_stages, plan
+from pipelines.dag.graph import StageNode, active_stages, plan, with_resolved_precision
 from pipelines.dag.records import StageStore
 from pipelines.dag.sources import MISSING, source_signature
 from pipelines.dag.state import PipelineState
@@ -49,6 +50,7 @@ class PipelineRun:
         return {
             "stages": stages,
             "jf": float(evaluate.outputs["jf"]) if evaluate else None,
+            "test_sets": json.loads(evaluate.outputs["test_sets"]) if evaluate and "test_sets" in evaluate.outputs else None,
             "model_uri": register.outputs["model_uri"] if register else None,
             "champion_uri": promote.outputs["champion_uri"] if promote else None,
             "parent_run_id": self.parent_run_id,
@@ -99,8 +101,9 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
     """Run (or reuse) every stage; with `rerun`, that stage and everything downstream get new outputs.
 
     `signatures` are `check_inputs`'s result when the caller has just checked; otherwise it checks here.
+    Every stage gets `config` with `precision: auto` resolved here, the name its fingerprint carries.
     """
-    config = resolve_locations(config)
+    config = with_resolved_precision(resolve_locations(config))
     state = PipelineState(config)
     if rerun is not None:
         if rerun not in active_stages(config):

@@ -22,13 +22,10 @@ def print_report(result) -> None:
     summary = result.summary()
     evaluate = result.outcomes.get("evaluate")
     if evaluate is not None:
-        scores = json.loads(read_bytes(evaluate.outputs["scores"]))
-        sequences = scores.get("sequences", {})
-        table = [[name, f"{s['J&F-Mean']:.3f}", f"{s['J-Mean']:.3f}", f"{s['F-Mean']:.3f}"]
-                 for name, s in _per_sequence(sequences)]
-        table.append(["(global)", f"{summary['jf']:.3f}", "", ""])
         print()
-        print(format_table(["sequence", "J&F", "J", "F"], table))
+        print(format_table(["test set", "sequence", "J&F", "J", "F"], _sequence_rows(evaluate.outputs)))
+        print()
+        print(format_table(["test set", "videos", "J&F", "copy-first-mask floor"], _test_set_rows(evaluate.outputs)))
     print()
     print(f"model:    {summary['model_uri']}")
     if "promote" in result.outcomes:
@@ -37,6 +34,35 @@ def print_report(result) -> None:
               f"{promoted.get('reason', '')})")
     else:
         print("champion: -")
+
+
+def _test_sets(outputs: dict[str, str]) -> dict[str, dict]:
+    """Test set name -> its entry; an evaluate record from before test sets were scored apart is one set."""
+    if "test_sets" in outputs:
+        return json.loads(outputs["test_sets"])
+    return {"(held-out)": {"jf": float(outputs["jf"]), "floor_jf": None, "videos": None, "scores": outputs["scores"]}}
+
+
+def _sequence_rows(outputs: dict[str, str]) -> list[list[str]]:
+    """J&F, J and F per sequence of every test set, read from each set's scores.json."""
+    rows = []
+    for name, entry in _test_sets(outputs).items():
+        sequences = json.loads(read_bytes(entry["scores"])).get("sequences", {})
+        rows += [[name, seq, f"{s['J&F-Mean']:.3f}", f"{s['J-Mean']:.3f}", f"{s['F-Mean']:.3f}"]
+                 for seq, s in _per_sequence(sequences)]
+    return rows
+
+
+def _test_set_rows(outputs: dict[str, str]) -> list[list[str]]:
+    """Each test set's J&F beside the floor on the same videos; the primary one (registered) marked."""
+    primary = outputs.get("primary_test_set")
+    rows = []
+    for name, entry in _test_sets(outputs).items():
+        floor = entry.get("floor_jf")
+        label = f"{name} (registered)" if name == primary else name
+        rows.append([label, str(entry.get("videos") or "-"), f"{entry['jf']:.3f}",
+                     "-" if floor is None else f"{floor:.3f}"])
+    return rows
 
 
 def _per_sequence(sequences) -> list[tuple[str, dict]]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import CorrvosConfig
+from components.config.schema import DatasetSource
 from components.errors import CorrvosError
 from pipelines.tracking import RunLogger
 
@@ -33,10 +34,16 @@ def datasets_with_role(config: CorrvosConfig, ingested: dict[str, str], role: st
     For training roles a source with `repeat: n` is listed n times (the worker makes it one dataset
     whose videos enter each epoch n times).
     """
-    uris = [ingested[s.name] for s in config.pipeline.sources if role in s.roles and s.name in ingested
-            for _ in range(s.repeat if role != "val" else 1)]
+    uris = [uri for source, uri in named_datasets_with_role(config, ingested, role)
+            for _ in range(source.repeat if role in ("pretrain", "train") else 1)]
     if role == "pretrain" and not uris:  # no static set named: pseudo-videos from the training videos
         return datasets_with_role(config, ingested, "train")
     if not uris:
         raise CorrvosError(f"pipeline.sources: no ingested dataset has role {role!r}")
     return uris
+
+
+def named_datasets_with_role(config: CorrvosConfig, ingested: dict[str, str],
+                             role: str) -> list[tuple[DatasetSource, str]]:
+    """(source, URI) of each ingested dataset that serves `role`, in config order."""
+    return [(s, ingested[s.name]) for s in config.pipeline.sources if role in s.roles and s.name in ingested]

@@ -1,55 +1,95 @@
-"""Stage `evaluate`: propagate the trained model through the validation videos; J&F, FPS, reports."""
+"""Stage `evaluate`: propagate the trained model through each test set; J&F, its floor, FPS, reports.
+
+Only datasets with role `test` are scored here (never `val`, which steers). Each test set is scored
+on its own, beside the copy-first-mask floor on the same videos; the first test set in config order
+is the primary one, whose J&F is registered and compared by `promote`.
+"""
 
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
 import torch
 
-from components.config import CorrvosConfig
-from components.evaluation.evaluate import evaluate_videos
+from components.config import CorrvosConfig, config_to_dict
+from components.config.roles import REPORTING_ROLE
+from components.evaluation.evaluate import EvaluationRun, evaluate_videos
+from components.evaluation.floor import copy_first_mask_floor
 from components.evaluation.reports import plot_jf_and_probe
 from components.evaluation.videos import dataset_videos
 from components.model.checkpoint import load_inference_checkpoint
-from components.probe import probe_videos
-from pipelines.stages.context import StageContext, datasets_with_role
+from components.probe import ProbeRun, probe_videos
+from pipelines.stages.context import StageContext, named_datasets_with_role
 from pipelines.training.stage import dataset_version
 
 
+@dataclass(frozen=True)
+class ScoredTestSet:
+    """One test set's model run, its floor and probe, and the version of what was scored."""
+
+    name: str
+    run: EvaluationRun
+    floor_jf: float
+    probe: ProbeRun | None
+    version: str
+
+
 def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
-    """Scores and predictions under the stage folder; J&F (global and per sequence) and reports to MLflow."""
+    """Scores and predictions per test set under the stage folder; J&F, floors and reports to MLflow."""
     model_uri = context.inputs["train"]["model"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _ = load_inference_checkpoint(model_uri, device)
-    uris = datasets_with_role(config, context.inputs["ingest"], "val")
+    test_sets = named_datasets_with_role(config, context.inputs["ingest"], REPORTING_ROLE)
+    if not test_sets:
+        raise ValueError(f"pipeline.sources: no ingested dataset has role {REPORTING_ROLE!r}")
     local = "://" not in context.out or context.out.startswith("file://")
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(context.out.removeprefix("file://")) if local else Path(scratch)
-        run = evaluate_videos(model, _videos(config, uris), folder, config.inference, device,
-                              progress=context.progress)
-        _log(run, config, context)
-        if config.evaluate.probe:
-            probe = probe_videos(model, _videos(config, uris), folder / "probe", config.probe, device,
-                                 progress=context.progress)
-            _log_probe(run, probe, folder, context)
+        root = Path(context.out.removeprefix("file://")) if local else Path(scratch)
+        results = []
+        for index, (source, uri) in enumerate(test_sets):
+            folder = root / source.name
+            run = evaluate_videos(model, _videos(config, uri), folder, config.inference, device,
+                                  progress=context.progress)
+            floor = copy_first_mask_floor(_videos(config, uri)).global_metrics()["J&F-Mean"]
+            probe = None
+            if config.evaluate.probe:
+                probe = probe_videos(model, _videos(config, uri), folder / "probe", config.probe, device,
+                                     progress=context.progress)
+            result = ScoredTestSet(source.name, run, floor, probe, _held_out_version(config, uri))
+            _log(result, config, context, primary=index == 0)
+            results.append(result)
         if not local:
-            _upload(folder, context.out, config.storage.options)
+            _upload(root, context.out, config.storage.options)
+    primary = results[0]
     return {
-        "scores": f"{context.out}/scores.json",
-        "predictions": f"{context.out}/predictions",
-        "jf": repr(float(run.jf_mean)),
-        "held_out_version": _held_out_version(config, uris),
-        **({"probe_scores": f"{context.out}/probe/scores.json"} if config.evaluate.probe else {}),
+        "scores": f"{context.out}/{primary.name}/scores.json",
+        "predictions": f"{context.out}/{primary.name}/predictions",
+        "jf": repr(float(primary.run.jf_mean)),
+        "held_out_version": primary.version,
+        "primary_test_set": primary.name,
+        "test_sets": json.dumps({r.name: _entry(r, context.out) for r in results}),
+        # the settings the J&F was measured with: the registry serves exactly these
+        "inference_config": json.dumps(config_to_dict(config.inference), sort_keys=True),
+        "probe_config": json.dumps(config_to_dict(config.probe), sort_keys=True),
+        **({"probe_scores": f"{context.out}/{primary.name}/probe/scores.json"} if config.evaluate.probe else {}),
         "model": model_uri,
     }
 
 
-def _held_out_version(config: CorrvosConfig, uris: list[str]) -> str:
-    """What the J&F was measured on: the held-out datasets' content version, and the video cap if any."""
-    version = dataset_version(uris, config.storage.options)
+def _entry(result: ScoredTestSet, out: str) -> dict:
+    """A test set as the outputs (and the summary table) show it."""
+    return {"jf": result.run.jf_mean, "floor_jf": result.floor_jf, "videos": len(result.run.result.sequences),
+            "scores": f"{out}/{result.name}/scores.json", "version": result.version}
+
+
+def _held_out_version(config: CorrvosConfig, uri: str) -> str:
+    """What the J&F was measured on: the test set's content version, and the video cap if any."""
+    version = dataset_version([uri], config.storage.options)
     cap = config.evaluate.max_videos
     return version if cap is None else f"{version}/first-{cap}"
 
@@ -61,36 +101,43 @@ def _upload(folder: Path, uri: str, storage_options: dict) -> None:
         fs.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(folder).as_posix()}")
 
 
-def _videos(config: CorrvosConfig, uris: list[str]):
-    videos = itertools.chain.from_iterable(dataset_videos(u, storage_options=config.storage.options) for u in uris)
+def _videos(config: CorrvosConfig, uri: str):
+    videos = dataset_videos(uri, storage_options=config.storage.options)
     if config.evaluate.max_videos is not None:
         videos = itertools.islice(videos, config.evaluate.max_videos)
     return videos
 
 
-def _log_probe(run, probe, folder: Path, context: StageContext) -> None:
-    """probe_jf, corr_acc_at_r (global and per sequence) beside J&F, and a chart of both per sequence."""
-    metrics = dict(probe.metrics())
-    for name, value in probe.sequence_jf().items():
-        metrics[f"sequence.{name}.probe_jf"] = value
-    context.logger.log_metrics(metrics, step=0)
-    jf = {s.name: s.jf_mean for s in run.result.sequences}
-    chart = plot_jf_and_probe(jf, probe.sequence_jf(), folder / "report" / "jf_vs_probe.png")
-    context.logger.log_file(chart, "evaluation/report")
-    context.logger.log_file(probe.scores_path, "evaluation/probe")
+def _log(result: ScoredTestSet, config: CorrvosConfig, context: StageContext, primary: bool) -> None:
+    """The primary set under the plain names (jf, sequence.<seq>.jf, probe_jf); every set under test.<set>.*.
 
-
-def _log(run, config: CorrvosConfig, context: StageContext) -> None:
-    logger = context.logger
-    metrics = {"jf": run.jf_mean, "fps": run.fps}
+    MLflow artifacts go to evaluation/<set>/.
+    """
+    logger, run, prefix = context.logger, result.run, f"test.{result.name}."
+    metrics = {f"{prefix}jf": run.jf_mean, f"{prefix}floor_jf": result.floor_jf, f"{prefix}fps": run.fps}
+    per_set = {"jf": run.jf_mean, "fps": run.fps}
     for key, value in run.result.global_metrics().items():
-        metrics[key.replace("&", "_").replace("-", "_").lower()] = value  # J&F-Mean -> j_f_mean
+        per_set[key.replace("&", "_").replace("-", "_").lower()] = value  # J&F-Mean -> j_f_mean
     for sequence in run.result.sequences:
-        metrics[f"sequence.{sequence.name}.jf"] = sequence.jf_mean
+        per_set[f"sequence.{sequence.name}.jf"] = sequence.jf_mean
+    if result.probe is not None:
+        per_set.update(result.probe.metrics())
+        for name, value in result.probe.sequence_jf().items():
+            per_set[f"sequence.{name}.probe_jf"] = value
+    metrics.update({f"{prefix}{k}": v for k, v in per_set.items() if not k.startswith(("jf", "fps"))})
+    if primary:
+        metrics.update(per_set)
+        metrics["floor_jf"] = result.floor_jf
     logger.log_metrics(metrics, step=0)
-    logger.log_file(run.scores_path, "evaluation")
+    artifacts = f"evaluation/{result.name}"
+    logger.log_file(run.scores_path, artifacts)
     charts = [p for p in run.report_paths if p.suffix == ".png" and not p.name.endswith("_strip.png")]
     strips = [p for p in run.report_paths if p.name.endswith("_strip.png")][: config.evaluate.overlays]
     gifs = [p for p in run.report_paths if p.suffix == ".gif"][: config.evaluate.overlays]
     for path in charts + strips + gifs:
-        logger.log_file(path, "evaluation/report")
+        logger.log_file(path, f"{artifacts}/report")
+    if result.probe is not None:
+        jf = {s.name: s.jf_mean for s in run.result.sequences}
+        chart = plot_jf_and_probe(jf, result.probe.sequence_jf(), run.out_dir / "report" / "jf_vs_probe.png")
+        logger.log_file(chart, f"{artifacts}/report")
+        logger.log_file(result.probe.scores_path, f"{artifacts}/probe")

@@ -19,7 +19,8 @@ def tiny_pipeline_yaml(folder: Path, name: str = "tiny", **sections) -> Path:
         "train": {**stage, "iterations": 6},
         "pipeline": {"name": name, "sources": [
             {"name": "train", "kind": "synthetic", "source": "videos=4,frames=8,size=64,seed=0", "roles": ["pretrain", "train"]},
-            {"name": "val", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=1000", "roles": ["val"]},
+            {"name": "val", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=2000", "roles": ["val"]},
+            {"name": "test", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=1000", "roles": ["test"]},
         ]},
         "evaluate": {"overlays": 1},
         "tracking": {"mlflow_uri": f"sqlite:///{folder}/mlflow.db", "registered_model": f"corrvos-{name}"},

@@ -23,7 +23,7 @@ def test_unknown_config_key(tmp_path, capsys):
 def test_missing_dataset_path(tmp_path, capsys):
     config = tiny_pipeline_yaml(tmp_path, pipeline={"sources": [
         {"name": "davis", "kind": "davis", "source": str(tmp_path / "nowhere"), "roles": ["train"]},
-        {"name": "val", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=1", "roles": ["val"]},
+        {"name": "test", "kind": "synthetic", "source": "videos=2,frames=6,size=64,seed=1", "roles": ["test"]},
     ]})
     _fails(capsys, ["run", str(config)], "nowhere", "davis")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()

@@ -26,11 +26,12 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     first = _run("run", config, str(tmp_path / "first.json"))
     assert list(first["stages"]) == STAGES
     assert all(s["state"] == "done" for s in first["stages"].values())
-    assert 0.0 <= first["jf"] <= 1.0
     assert first["model_uri"] == "models:/corrvos-tiny/1"
     assert first["champion_uri"] == "models:/corrvos-tiny@champion"
     printed = capsys.readouterr().out
-    assert "(global)" in printed and "models:/corrvos-tiny@champion" in printed
+    assert "copy-first-mask floor" in printed and "test (registered)" in printed
+    assert "models:/corrvos-tiny@champion" in printed
+    assert list(first["test_sets"]) == ["test"] and first["test_sets"]["test"]["jf"] == first["jf"]
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     for name, stage in first["stages"].items():  # every stage ran in a child run of the pipeline's run
@@ -41,9 +42,15 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     evaluate = client.get_run(first["stages"]["evaluate"]["mlflow_run_id"])
     assert evaluate.data.metrics["jf"] == pytest.approx(first["jf"])
     assert any(k.startswith("sequence.") for k in evaluate.data.metrics)
-    assert 0.0 <= evaluate.data.metrics["probe_jf"] <= 1.0 and "corr_acc_at_8" in evaluate.data.metrics
-    artifacts = [a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation/report")]
-    assert "evaluation/report/jf_vs_probe.png" in artifacts and "evaluation/report/jf_per_sequence.png" in artifacts
+    assert evaluate.data.metrics["test.test.jf"] == evaluate.data.metrics["jf"]
+    assert evaluate.data.metrics["test.test.floor_jf"] == evaluate.data.metrics["floor_jf"] == \
+        first["test_sets"]["test"]["floor_jf"]
+    sequences = {k.split(".")[1] for k in evaluate.data.metrics if k.startswith("sequence.")}
+    assert sequences == {"synthetic-00000", "synthetic-00001"}  # the 2 test videos, not the val ones
+    assert "corr_acc_at_8" in evaluate.data.metrics and "test.test.probe_jf" in evaluate.data.metrics
+    artifacts = [a.path for a in client.list_artifacts(evaluate.info.run_id, "evaluation/test/report")]
+    assert "evaluation/test/report/jf_vs_probe.png" in artifacts
+    assert "evaluation/test/report/jf_per_sequence.png" in artifacts
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
     eval_set = client.get_model_version("corrvos-tiny", "1").tags["corrvos.eval_dataset_version"]
     assert len(eval_set) >= 16  # the held-out set's content hash, so J&F is compared only on the same set

@@ -11,6 +11,7 @@ SOURCES = [
     {"name": "static", "kind": "static", "source": "/s", "roles": ["pretrain"]},
     {"name": "davis", "kind": "davis", "source": "/d", "roles": ["train", "val"], "repeat": 3},
     {"name": "yt", "kind": "youtube-vos", "source": "/y", "roles": ["train"], "optional": True},
+    {"name": "davis-val", "kind": "davis", "source": "/d", "split": "val", "roles": ["test"], "repeat": 2},
 ]
 
 
@@ -23,6 +24,8 @@ def test_roles_repeat_and_skipped_optional_sources():
     assert datasets_with_role(config(), ingested, "pretrain") == ["s3://b/static"]
     assert datasets_with_role(config(), ingested, "train") == ["s3://b/davis"] * 3
     assert datasets_with_role(config(), ingested, "val") == ["s3://b/davis"]  # validation never repeats
+    ingested["davis-val"] = "s3://b/davis-val"
+    assert datasets_with_role(config(), ingested, "test") == ["s3://b/davis-val"]  # nor does testing
 
 
 def test_pretrain_falls_back_to_the_training_videos():
