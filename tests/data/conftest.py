@@ -171,7 +171,7 @@ def moto_s3():
 
     exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
     if exe is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+        pytest.fail("moto_server is not installed: `pip install -e '.[dev]'` brings moto[server]")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

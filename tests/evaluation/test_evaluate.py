@@ -11,14 +11,36 @@ import pytest
 from PIL import Image
 
 from components.config import InferenceConfig
+from components.data.config import IngestConfig
+from components.data.dataset import VideoDataset
+from components.data.ingest import ingest
 from components.errors import DataError
 from components.evaluation import score_folders
 from components.evaluation.evaluate import evaluate_videos
 from components.evaluation.masks import read_label_map
-from components.evaluation.videos import EvalVideo, davis_videos, first_appearances
+from components.evaluation.videos import EvalVideo, dataset_videos, davis_videos, first_appearances
 from tests.evaluation.videos_util import hidden_leftovers, moving_squares, small_model, write_davis
 
 FAST = InferenceConfig(memory_every=2)
+GLOBAL = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+
+
+def j_mean_by_hand(gt: dict[str, list[np.ndarray]], pred: dict[str, list[np.ndarray]]) -> float:
+    """Global J-Mean with numpy alone: IoU of each object of the first frame on each scored frame (first
+    and last left out; both masks empty is 1), averaged over frames, then over all objects of all sequences."""
+    per_object = []
+    for name, frames in gt.items():
+        for k in range(1, int(frames[0].max()) + 1):
+            values = []
+            for g, p in zip(frames[1:-1], pred[name][1:-1]):
+                union = np.count_nonzero((g == k) | (p == k))
+                values.append(1.0 if union == 0 else np.count_nonzero((g == k) & (p == k)) / union)
+            per_object.append(np.mean(values))
+    return float(np.mean(per_object))
+
+
+def read_folder(folder: Path, frames: list[str]) -> list[np.ndarray]:
+    return [read_label_map(folder / f"{frame}.png") for frame in frames]
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +69,40 @@ def test_davis_folder_end_to_end(model, davis: Path, tmp_path: Path) -> None:
     for ours, theirs in zip(run.result.sequences, again.sequences):
         assert ours.frames == theirs.frames and ours.jf_mean == pytest.approx(theirs.jf_mean, abs=1e-12)
     metrics = run.metrics()
-    assert 0.0 <= metrics["J&F-Mean"] <= 1.0 and metrics["J&F-Mean"] == run.jf_mean
+    # the global line is the written predictions' own: J recomputed by hand, the rest re-scored from the PNGs
+    names = {name: [f"{t:05d}" for t in range(count)] for name, count in (("alpha", 6), ("beta", 5))}
+    gt = {name: read_folder(gt_root / name, frames) for name, frames in names.items()}
+    pred = {name: read_folder(out / "predictions" / name, frames) for name, frames in names.items()}
+    assert metrics["J-Mean"] == pytest.approx(j_mean_by_hand(gt, pred), rel=0, abs=1e-12)
+    assert {k: metrics[k] for k in GLOBAL} == pytest.approx(again.global_metrics(), rel=0, abs=1e-12)
+    assert metrics["J&F-Mean"] == run.jf_mean == (metrics["J-Mean"] + metrics["F-Mean"]) / 2
     assert run.fps > 0 and run.frame_count == 11 and metrics["frames"] == 11
     document = json.loads(run.scores_path.read_text())
     assert set(document["sequences"]) == {"alpha", "beta"} and document["timing"]["frames"] == 11
+    assert document["global"] == {k: metrics[k] for k in GLOBAL}  # scores.json holds the very numbers
+    assert document["timing"]["fps"] == pytest.approx(run.fps)
     assert [p.name for p in run.report_paths] == [
         "jf_per_sequence.png", "alpha_strip.png", "alpha_overlay.gif", "beta_strip.png", "beta_overlay.gif"
     ]
     assert all(p.is_file() and p.stat().st_size > 0 for p in run.report_paths)
     assert not (out / "ground_truth").exists()  # a DAVIS folder's own masks and frames feed the reports
     assert hidden_leftovers(out) == []
+
+
+def test_the_models_own_output_as_ground_truth_scores_exactly_one(model, davis: Path, tmp_path: Path) -> None:
+    first = evaluate_videos(model, davis_videos(davis, ["beta"]), tmp_path / "first", FAST, progress=False,
+                            reports=False)
+    (video,) = davis_videos(davis, ["beta"])
+    folder = first.predictions_dir / "beta"
+    written = {t: read_label_map(folder / f"{name}.png") for t, name in enumerate(video.frame_names)}
+    assert np.array_equal(written[0], video.ground_truth[0])  # the given mask, so the same run again
+    copied = EvalVideo("beta", video.frame_names, video.frames, video.annotations, written)
+    run = evaluate_videos(model, [copied], tmp_path / "second", FAST, progress=False, reports=False)
+    (score,) = run.result.sequences
+    assert [o.object_id for o in score.objects] == [1, 2] and score.frames == ("00001", "00002", "00003")
+    for obj in score.objects:
+        assert obj.j.tolist() == [1.0, 1.0, 1.0] and obj.f.tolist() == [1.0, 1.0, 1.0]
+    assert run.metrics()["J&F-Mean"] == 1.0 and run.metrics()["J-Decay"] == 0.0 and run.metrics()["F-Recall"] == 1.0
 
 
 def test_sequence_filter_and_unknown_names(model, davis: Path, tmp_path: Path) -> None:
@@ -101,24 +147,26 @@ def test_unscorable_videos_are_clear_errors(model, tmp_path: Path) -> None:
 
 
 def test_ingested_dataset(model, tmp_path: Path) -> None:
-    ingest_module = pytest.importorskip("components.data.ingest", reason="the data plane is not available")
-    from components.data.config import IngestConfig
-    from components.data.dataset import VideoDataset
-    from components.evaluation.videos import dataset_videos
-
     uri = str(tmp_path / "dataset")
     spec = "videos=2,frames=5,size=32,seed=3"
-    ingest_module.ingest("synthetic", spec, uri, IngestConfig(engine="threads"), progress=False)
+    ingest("synthetic", spec, uri, IngestConfig(engine="threads"), progress=False)
     dataset = VideoDataset(uri)
     videos = list(dataset_videos(uri, [dataset.names[1]]))
     assert [v.name for v in videos] == [dataset.names[1]] and len(videos[0].ground_truth) == 5
     out = tmp_path / "eval"
     run = evaluate_videos(model, dataset_videos(uri), out, FAST, progress=False)
     assert [s.name for s in run.result.sequences] == dataset.names
+    gt, pred = {}, {}
     for name in dataset.names:
         record = dataset.read(name)
         first = read_label_map(out / "predictions" / name / f"{record.frame_names[0]}.png")
         given = first_appearances({i: record.mask(i) for i in record.annotated})[0]
         assert np.array_equal(first, given)
-    assert 0.0 <= run.jf_mean <= 1.0 and run.fps > 0
+        gt[name] = [record.mask(i) for i in sorted(record.annotated)]
+        pred[name] = read_folder(out / "predictions" / name, [record.frame_names[i] for i in sorted(record.annotated)])
+    assert run.result.global_metrics()["J-Mean"] == pytest.approx(j_mean_by_hand(gt, pred), rel=0, abs=1e-12)
+    # `corrvos score <out>/ground_truth <out>/predictions` re-scores the written files to the same numbers
+    again = score_folders(out / "ground_truth", out / "predictions").global_metrics()
+    assert run.result.global_metrics() == pytest.approx(again, rel=0, abs=1e-12)
+    assert json.loads(run.scores_path.read_text())["global"]["J&F-Mean"] == run.jf_mean and run.fps > 0
     assert all(p.is_file() for p in run.report_paths) and len(run.report_paths) == 1 + 2 * len(dataset.names)

@@ -11,6 +11,11 @@ import pytest
 import torch
 
 from components.config import ModelConfig, config_from_dict
+from components.data.config import IngestConfig
+from components.data.ingest import ingest
+from components.evaluation import EvaluationResult, read_label_map, score_sequence
+from components.evaluation.protocol import count_objects
+from components.evaluation.videos import open_videos
 from components.inference.frames import FrameGeometry
 from components.model import STCN
 from components.probe import VideoKeys, encode_video
@@ -26,12 +31,29 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> str:
-    ingest = pytest.importorskip("components.data.ingest", reason="the data plane is not available")
-    from components.data.config import IngestConfig
-
     uri = str(tmp_path_factory.mktemp("data") / "synthetic")
-    ingest.ingest("synthetic", "videos=2,frames=6,size=48,seed=3", uri, IngestConfig(engine="threads"), progress=False)
+    ingest("synthetic", "videos=2,frames=6,size=48,seed=3", uri, IngestConfig(engine="threads"), progress=False)
     return uri
+
+
+def rescore(data: str, predictions: Path) -> dict[str, float]:
+    """The global line of the written prediction PNGs, scored again against the data's own ground truth."""
+    scores = []
+    for video in open_videos(data):
+        indices = sorted(video.ground_truth)
+        gt = [video.ground_truth[i] for i in indices]
+        scored = count_objects(gt[0])
+        pred = [read_label_map(predictions / video.name / f"{video.frame_names[i]}.png") for i in indices]
+        pred = [np.where(p > scored, 0, p) for p in pred]  # a late object's id is not scored (nor an error)
+        assert np.array_equal(pred[0], gt[0])  # the given mask is written as given
+        scores.append(score_sequence(gt, pred, name=video.name))
+    return EvaluationResult(tuple(scores)).global_metrics()
+
+
+def printed_global(result: dict[str, float]) -> str:
+    """The figures of the printed global line, formatted as the table prints them."""
+    return (f"J&F-Mean {result['J&F-Mean']:.3f} | J-Mean {result['J-Mean']:.3f} J-Recall {result['J-Recall']:.3f} "
+            f"J-Decay {result['J-Decay']:.3f} | F-Mean {result['F-Mean']:.3f}")
 
 
 def _probe(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -52,9 +74,18 @@ def test_synthetic_dataset_prints_jf_and_correspondence(checkpoint, synthetic, t
     document = json.loads((out / "scores.json").read_text())
     assert document["probe"]["top_k"] == 5 and document["probe"]["frame_gaps"] == [1, 2, 4]
     correspondence = document["correspondence"]
-    assert 0.0 <= correspondence["corr_acc@8"] <= 1.0 and correspondence["corr_points"] > 0
+    assert correspondence["corr_points"] > 0
     assert set(correspondence) >= {f"corr_acc@{r}/gap{g}" for r in (4, 8, 16) for g in (1, 2, 4)}
-    assert 0.0 <= document["global"]["J&F-Mean"] <= 1.0
+    for r in (4, 8, 16):
+        per_gap = [correspondence[f"corr_acc@{r}/gap{g}"] for g in (1, 2, 4)]
+        assert correspondence[f"corr_acc@{r}"] == pytest.approx(np.mean(per_gap), rel=0, abs=1e-12)  # mean over gaps
+        assert correspondence[f"corr_acc@{r}"] <= correspondence[f"corr_ceiling@{r}"]  # no keys beat the grid
+        assert f"{correspondence[f'corr_acc@{r}']:.3f}" in stdout.split("corr_acc (mean)")[1].splitlines()[0]
+    # the grid's own limit, known without the model: a stride-16 cell centre is at most 11.3 px from any point
+    assert correspondence["corr_ceiling@16"] == 1.0
+    # probe J&F: the numbers in scores.json are the written predictions', and the printed line is the file's
+    assert document["global"] == pytest.approx(rescore(synthetic, out / "predictions"), rel=0, abs=1e-12)
+    assert printed_global(document["global"]) in stdout
 
 
 def test_davis_folder_gives_jf_only(checkpoint, tmp_path, capsys) -> None:
@@ -62,7 +93,11 @@ def test_davis_folder_gives_jf_only(checkpoint, tmp_path, capsys) -> None:
     code, stdout, err = _probe(capsys, "--model", str(checkpoint), "--data", str(davis), "--out", str(tmp_path / "o"))
     assert code == 0, err
     assert "alpha" in stdout and "point correspondence: not measured" in stdout
-    assert json.loads((tmp_path / "o" / "scores.json").read_text())["correspondence"] is None
+    document = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert document["correspondence"] is None
+    assert [o["id"] for o in document["sequences"]["alpha"]["objects"]] == [1, 2]
+    assert document["global"] == pytest.approx(rescore(str(davis), tmp_path / "o" / "predictions"), rel=0, abs=1e-12)
+    assert printed_global(document["global"]) in stdout
 
 
 @pytest.mark.parametrize("args, message", [
