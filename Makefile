@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    - build the virtual environment and run the main job
 #   make test   - build the virtual environment and run the test suite
+# and one for iterating: make test-fast - the suite without Ray, servers or slow tests (~1.5 min on 2 cores)
 # TORCH_VERSION pins torch so a CPU machine never pulls CUDA wheels; TORCH_PIP_ARGS can add
 # e.g. --index-url https://download.pytorch.org/whl/cpu where the default index serves CUDA builds.
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PYTEST_ARGS ?=
 RUN_ARGS ?=
 STAMP := $(VENV)/.corrvos-installed
 
-.PHONY: run test venv clean-venv
+.PHONY: run test test-fast venv clean-venv
 
 venv: $(STAMP)
 
@@ -26,6 +27,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# CORRVOS_TEST_FAST=1: a test that starts Ray or a server anyway fails (tests/conftest.py)
+test-fast: $(STAMP)
+	CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -m "not ray and not server and not slow" $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -53,6 +53,23 @@ def uses_bf16(device: torch.device, precision: str) -> bool:
     return precision == "bf16" or (precision == "auto" and has_native_bf16(device))
 
 
+def resolved_precision(precision: str, device_type: str) -> str:
+    """`"bf16"` or `"fp32"`: what `precision` runs in on a `device_type` (`"cpu"` or `"cuda"`) device, without one.
+
+    Explicit names are kept. `auto` on `"cpu"` reads this machine's CPU flags (`cpu_has_native_bf16`), as
+    `uses_bf16` does on a CPU here. `auto` on `"cuda"` is bf16 on every machine, GPU or not: that is what
+    `uses_bf16` gives on any CUDA device with the torch this project allows (>= 2.3), whose
+    `torch.cuda.is_bf16_supported()` also counts bf16 emulated on GPUs older than Ampere.
+    """
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device type must be cpu or cuda, not {device_type!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if device_type == "cuda" or cpu_has_native_bf16() else "fp32"
+
+
 def autocast_for(device: torch.device, precision: str) -> AbstractContextManager:
     """bf16 autocast on `device` when `uses_bf16`, otherwise a no-op context (full precision)."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if uses_bf16(device, precision) else nullcontext()

@@ -101,9 +101,10 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
     """Run (or reuse) every stage; with `rerun`, that stage and everything downstream get new outputs.
 
     `signatures` are `check_inputs`'s result when the caller has just checked; otherwise it checks here.
-    Every stage gets `config` with `precision: auto` resolved here, the name its fingerprint carries.
+    The stages get `config` with the training stages' `precision: auto` resolved here, as their
+    fingerprints have it (`with_resolved_precision`).
     """
-    config = with_resolved_precision(resolve_locations(config))
+    config = with_resolved_precision(resolve_locations(config), ("pretrain", "train"))
     state = PipelineState(config)
     if rerun is not None:
         if rerun not in active_stages(config):

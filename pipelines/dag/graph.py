@@ -1,22 +1,24 @@
 """The stage graph and each stage's fingerprint: hash(stage, its config section, inputs' fingerprints, code).
 
-Fingerprints depend only on the config, the code version, the sources' signatures and the rerun
-generations, so `corrvos status` can say what would be reused without running anything.
+Fingerprints depend only on the config, the code version, the sources' signatures, the rerun
+generations and the precision `auto` resolves to on this machine, so `corrvos status` can say what
+would be reused without running anything (or starting Ray).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from components.config import CorrvosConfig, config_to_dict
+from components.precision import resolved_precision
 
 STAGE_ORDER = ("ingest", "pretrain", "tune", "train", "evaluate", "register", "promote")
 
-# Dotted config sections each stage's result depends on. Storage, tracking of runs and how many
-# workers run it are left out: resuming on a differently shaped cluster is not a different result.
+# Dotted config sections each stage's result depends on (storage and run tracking are left out).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "ingest": ("pipeline.sources",),
     "pretrain": ("model", "loss", "data", "pretrain"),
@@ -27,9 +29,14 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "promote": ("tracking.mlflow_uri", "tracking.registered_model", "model.name", "tracking.promote_margin"),
 }
 
-# Keys that change where or how fast a stage runs, never what it computes.
+# Keys that change where or how fast a stage runs, never what it computes, so a finished stage is
+# reused across them. Not among them: a training stage's `num_workers` (each worker steps on
+# batch_size // num_workers clips; the correspondence losses take their negatives, and batch-statistics
+# BatchNorm its statistics, from that worker's batch) and `precision`, which enters as the name it
+# resolves to (`with_resolved_precision`); `use_gpu` only matters through that name. `loader` (the
+# data loader's threads and caches) yields the same batches whatever its settings.
 EXECUTION_KEYS = frozenset({
-    "num_workers", "use_gpu", "cpus_per_worker", "max_failures", "checkpoint_every", "keep_checkpoints",
+    "use_gpu", "cpus_per_worker", "max_failures", "checkpoint_every", "keep_checkpoints",
     "log_every", "image_every", "fail_at_step", "max_concurrent", "cpus_per_trial", "loader",
     "validate_every", "validate_videos",
 })
@@ -67,7 +74,7 @@ def plan(config: CorrvosConfig, code: str, generations: Mapping[str, int],
          source_signatures: Mapping[str, str]) -> list[StageNode]:
     """Nodes in run order with their fingerprints."""
     stages = active_stages(config)
-    plain = config_to_dict(config)
+    plain = config_to_dict(with_resolved_precision(config))
     done: dict[str, str] = {}
     nodes = []
     for name in stages:
@@ -84,6 +91,33 @@ def plan(config: CorrvosConfig, code: str, generations: Mapping[str, int],
         done[name] = _digest(payload)
         nodes.append(StageNode(name, inputs, done[name]))
     return nodes
+
+
+def evaluate_device_type() -> str:
+    """The device the `evaluate` stage picks (`cuda` where torch sees a GPU), as seen from this machine."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def with_resolved_precision(config: CorrvosConfig, sections: tuple[str, ...] = ("pretrain", "train", "inference"),
+                            ) -> CorrvosConfig:
+    """`config` with `precision: auto` in `sections` replaced by `bf16` or `fp32` (`resolved_precision`).
+
+    `pretrain` / `train` (and `tune`'s trials, which run `train`) resolve for their workers' device type:
+    `use_gpu` means CUDA, where `auto` is bf16 on any machine; otherwise this machine's CPU decides.
+    `inference` resolves for `evaluate_device_type()`. Fingerprints take all three. `run_pipeline` also
+    hands the stages the config with the training sections resolved, so Ray Train workers on other nodes
+    run the precision their stage's fingerprint names whatever their own CPU would pick for `auto`;
+    `evaluate` resolves `inference.precision` where it runs (the planner's answer on one machine).
+    """
+    changes = {}
+    for section in sections:
+        values = getattr(config, section)
+        if values.precision == "auto":
+            device = ("cuda" if values.use_gpu else "cpu") if section != "inference" else evaluate_device_type()
+            changes[section] = dataclasses.replace(values, precision=resolved_precision("auto", device))
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def section_values(plain: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from cluster.processes import alive, group_members, processes_naming
 from components.errors import CorrvosError
 from tests.cluster.conftest import child_pids
 
+pytestmark = [pytest.mark.ray, pytest.mark.server]  # `up` starts moto, MLflow and a Ray head
+
 
 def _bucket_keys(endpoint: str, bucket: str) -> list[str]:
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",

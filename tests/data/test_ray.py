@@ -1,7 +1,6 @@
 """Ray in the data plane: ingestion on Ray tasks, and the loader inside real Ray Train workers.
 
-One local Ray (2 CPUs) serves this module and is shut down after it, so other test modules can
-start their own.
+The session's shared local Ray (`local_ray`, tests/conftest.py) runs them.
 """
 
 from __future__ import annotations
@@ -22,22 +21,13 @@ from tests.data.conftest import break_video, leftovers
 SECTIONS = {"augment": {"crop_size": 32}, "loader": {"num_workers": 1}}
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
-def test_ingest_on_ray_matches_threads(davis16: Path, tmp_path: Path, ray_local) -> None:
+def test_ingest_on_ray_matches_threads(davis16: Path, tmp_path: Path, local_ray) -> None:
     by_threads = ingest("davis", str(davis16), str(tmp_path / "t"), IngestConfig(engine="threads"), progress=False)
     by_ray = ingest("davis", str(davis16), str(tmp_path / "r"), IngestConfig(engine="ray"), progress=False)
     assert by_ray.content_hash == by_threads.content_hash and by_ray.counts == by_threads.counts
 
 
-def test_ray_ingest_failure_names_the_file(davis16: Path, tmp_path: Path, ray_local) -> None:
+def test_ray_ingest_failure_names_the_file(davis16: Path, tmp_path: Path, local_ray) -> None:
     named = break_video("truncated", davis16)
     with pytest.raises(DataError, match=named):
         ingest("davis", str(davis16), str(tmp_path / "r"), IngestConfig(engine="ray"), progress=False)
@@ -59,7 +49,7 @@ def _train_loop(config: dict) -> None:
 
 
 @pytest.mark.slow
-def test_two_ray_train_workers_read_disjoint_shares_reproducibly(tmp_path: Path, ray_local) -> None:
+def test_two_ray_train_workers_read_disjoint_shares_reproducibly(tmp_path: Path, local_ray) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

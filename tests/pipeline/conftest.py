@@ -1,9 +1,7 @@
-"""A tiny pipeline config (seconds per stage) and a fresh local Ray per test module."""
+"""A tiny pipeline config (seconds per stage); the local Ray is `local_ray` (tests/conftest.py)."""
 
 from pathlib import Path
 
-import pytest
-import ray
 import yaml
 
 
@@ -31,12 +29,3 @@ def tiny_pipeline_yaml(folder: Path, name: str = "tiny", **sections) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()

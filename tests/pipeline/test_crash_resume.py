@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.pipeline.conftest import tiny_pipeline_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 TRAIN_ITERATIONS = 16
 

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from cluster.local import up
 from tests.pipeline.conftest import tiny_pipeline_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.server]
 
 STAGES = {"ingest", "pretrain", "train", "evaluate", "register", "promote"}
 

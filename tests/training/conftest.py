@@ -1,7 +1,6 @@
-"""Shared fixtures for the Ray Train tests: a tiny synthetic dataset and a local Ray."""
+"""Shared fixtures for the Ray Train tests: a tiny synthetic dataset (the local Ray is `local_ray`, tests/conftest.py)."""
 
 import pytest
-import ray
 
 from components.config import CorrvosConfig, config_from_dict
 from components.data.config import IngestConfig
@@ -13,15 +12,6 @@ def tiny_dataset(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("data") / "synthetic")
     ingest("synthetic", "videos=6,frames=10,size=64,seed=0", out, IngestConfig(engine="threads"), progress=False)
     return out
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():  # another module's cluster: start from a clean one
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 def tiny_config(tmp_path, **stage) -> CorrvosConfig:

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from components.model.checkpoint import load_inference_checkpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ITERATIONS = 12
 

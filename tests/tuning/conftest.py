@@ -1,10 +1,10 @@
-"""Fixtures for the tuning tests: the training tests' tiny dataset and local Ray, plus validation videos."""
+"""Fixtures for the tuning tests: the training tests' tiny dataset, plus validation videos (Ray: `local_ray`)."""
 
 import pytest
 
 from components.data.config import IngestConfig
 from components.data.ingest import ingest
-from tests.training.conftest import local_ray, tiny_dataset  # noqa: F401  (fixtures, re-exported)
+from tests.training.conftest import tiny_dataset  # noqa: F401  (a fixture, re-exported)
 
 
 @pytest.fixture(scope="session")
