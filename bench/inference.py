@@ -3,6 +3,7 @@
     python -m bench.inference                              # CPU: both presets, a few frames
     python -m bench.inference --device cuda --frames 100   # GPU
     python -m bench.inference --model xmem                 # XMem's engine against STCN's, same sizes
+    python -m bench.inference --top-k 0                    # the engine with the reference's full softmax
 
 A synthetic single-object video (a textured ellipse drifting over a panning texture, 854x480 for
 --size 480) runs through randomly initialised `stcn` and `small` models: once with our engine
@@ -10,8 +11,11 @@ A synthetic single-object video (a textured ellipse drifting over a panning text
 reference loop below (same model and precision, one object at a time through
 encode_value / read / decoder, full softmax over memory). Both time the model only (frames are
 already in memory; tensor conversion and the label's copy to the host are counted in both).
-Engine and reference alternate for a few rounds and the best FPS of each is kept. The last line
-is the ratio of the engine's FPS to the reference's, the worst over the presets.
+Engine and reference alternate for a few rounds and the best FPS of each is kept. How far their
+labels agree is printed beside (share of pixels, and the IoU of the object over frames 1+); with
+`--top-k 0` the engine reads memory with the same full softmax, so the two compute the same thing
+and should agree all but exactly. The last line is the ratio of the engine's FPS to the
+reference's, the worst over the presets.
 
 With `--model xmem` the XMem engine (`XMemPropagator`: sensory memory, working memory, long-term
 prototypes, top-k 30) runs against the STCN engine built with the same preset sizes; the last line
@@ -54,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="engine and reference run alternately this many "
                         "times; the best FPS of each counts (robust to other load on the machine)")
     parser.add_argument("--warmup", type=int, default=1, help="frames run untimed first, per preset")
+    parser.add_argument("--top-k", type=int, default=20, help="the STCN engine's inference.top_k (0: full "
+                        "softmax, the reference loop's read)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -77,10 +83,10 @@ def synthetic_video(frames: int, height: int, width: int, seed: int = 0) -> tupl
 
 
 def engine_run(
-    model: STCN, frames: list[np.ndarray], mask: np.ndarray, device: torch.device
+    model: STCN, frames: list[np.ndarray], mask: np.ndarray, device: torch.device, top_k: int | None = 20
 ) -> tuple[float, list[np.ndarray]]:
-    """(frames per second, label maps) of our engine with its default settings."""
-    result = propagator_for(model, InferenceConfig(), device).propagate(frames, {0: mask})
+    """(frames per second, label maps) of our engine with its default settings but `top_k` (None: full softmax)."""
+    result = propagator_for(model, InferenceConfig(top_k=top_k), device).propagate(frames, {0: mask})
     return result.fps, result.labels
 
 
@@ -141,20 +147,28 @@ def best_of_rounds(runs: dict[str, Callable[[], tuple[float, list[np.ndarray]]]]
     return best, labels
 
 
-def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, float]:
-    """(engine fps, reference fps, pixel agreement of their labels) for one preset."""
+def object_iou(labels: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """IoU of the object in `labels` and in `reference` over frames 1+ (frame 0 is given); nan when both are empty."""
+    pairs = [(a > 0, b > 0) for a, b in zip(labels[1:], reference[1:])]
+    union = sum(int(np.sum(a | b)) for a, b in pairs)
+    return sum(int(np.sum(a & b)) for a, b in pairs) / union if union else float("nan")
+
+
+def bench_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, float, float]:
+    """(engine fps, reference fps, pixel agreement of their labels, object IoU between them) for one preset."""
     torch.manual_seed(args.seed)
     model = STCN(config_from_dict(ModelConfig, {"preset": preset, "output_stride": args.output_stride})).to(device).eval()
     frames, mask = preset_video(preset, args, device)
+    top_k = args.top_k or None
     if args.warmup:
-        engine_run(model, frames[: args.warmup], mask, device)
+        engine_run(model, frames[: args.warmup], mask, device, top_k)
         reference_run(model, frames[: args.warmup], mask, device, autocast_for(device, "auto"))
     best, labels = best_of_rounds({
-        "engine": lambda: engine_run(model, frames, mask, device),
+        "engine": lambda: engine_run(model, frames, mask, device, top_k),
         "reference": lambda: reference_run(model, frames, mask, device, autocast_for(device, "auto")),
     }, args.rounds)
     agreement = float(np.mean([np.mean(a == b) for a, b in zip(labels["engine"], labels["reference"])]))
-    return best["engine"], best["reference"], agreement
+    return best["engine"], best["reference"], agreement, object_iou(labels["engine"], labels["reference"])
 
 
 def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
@@ -165,10 +179,11 @@ def bench_xmem_preset(preset: str, args: argparse.Namespace, device: torch.devic
         config = config_from_dict(ModelConfig, {"preset": preset, "name": name, "output_stride": args.output_stride})
         models[name] = build_network(config).to(device).eval()
     frames, mask = preset_video(preset, args, device)
+    top_k = args.top_k or None  # STCN's; XMem reads its own
     for model in models.values():
         if args.warmup:
-            engine_run(model, frames[: args.warmup], mask, device)
-    best, _ = best_of_rounds({name: (lambda m=m: engine_run(m, frames, mask, device)) for name, m in models.items()},
+            engine_run(model, frames[: args.warmup], mask, device, top_k)
+    best, _ = best_of_rounds({name: (lambda m=m: engine_run(m, frames, mask, device, top_k)) for name, m in models.items()},
                              args.rounds)
     return best["xmem"], best["stcn"]
 
@@ -190,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = "bf16 autocast" if uses_bf16(device, "auto") else "fp32"
     width = round(args.size * 16 / 9 / 2) * 2
     print(f"device={device} ({where}) torch {torch.__version__} {precision}; {width}x{args.size}, 1 object, "
-          f"memory every 5 frames, top-k {'30 (xmem) / 20 (stcn)' if args.model == 'xmem' else 20}; "
+          f"memory every 5 frames, top-k {'30 (xmem) / ' if args.model == 'xmem' else ''}{args.top_k or 'none'}"
+          f"{' (stcn)' if args.model == 'xmem' else ''}; "
           f"best of {args.rounds} interleaved rounds")
     ratios = {}
     for preset in presets:
@@ -201,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{preset:>6} ({frames} frames): xmem engine {xmem_fps:7.2f} frames/s | "
                   f"stcn engine {stcn_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x")
         else:
-            engine_fps, reference_fps, agreement = bench_preset(preset, args, device)
+            engine_fps, reference_fps, agreement, iou = bench_preset(preset, args, device)
             ratios[preset] = engine_fps / reference_fps
             print(f"{preset:>6} ({frames} frames): engine {engine_fps:7.2f} frames/s | reference loop "
                   f"{reference_fps:7.2f} frames/s | ratio {ratios[preset]:.2f}x | labels agree on "
-                  f"{100 * agreement:.1f}% of pixels")
+                  f"{100 * agreement:.2f}% of pixels, object IoU {iou:.3f}")
     report_ratios(ratios, device, "xmem vs stcn engine" if args.model == "xmem" else "engine vs reference loop")
     return 0
 

@@ -8,8 +8,10 @@ batches from a `ClipLoader` over synthetic videos it ingests into a temporary fo
 `data.loader.num_workers` set to each value in turn; the first steps are not timed. On a CPU where
 torch's threads already use every core, a decode thread preempts one of them and every parallel op
 waits for it, so building batches in the step's own thread can be the faster choice; on a GPU the
-cores are free and the threads win. The last line is the ratio of the first setting's median step
-time to the best other setting's.
+cores are free and the threads win. Threads change only when a batch is built, not what it holds
+(every clip is drawn from its own seeded generator), so every setting trains on the same batches
+from the same weights: each line ends with the loss of its last step, the same for every setting.
+The last line is the ratio of the first setting's median step time to the best other setting's.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def time_steps(config: CorrvosConfig, dataset: str, workers: int, args: argparse.Namespace) -> list[float]:
-    """Seconds per training step, batch fetch included, with `workers` decode threads."""
+def time_steps(config: CorrvosConfig, dataset: str, workers: int, args: argparse.Namespace) -> tuple[list[float], float]:
+    """Seconds per timed training step, batch fetch included, with `workers` decode threads; the last step's loss."""
     data = replace(config.data, loader=replace(config.data.loader, num_workers=workers))
     torch.manual_seed(0)
     model = build_train_wrapper(config.model).train()
@@ -56,13 +58,13 @@ def time_steps(config: CorrvosConfig, dataset: str, workers: int, args: argparse
     with ClipLoader(dataset, args.batch, seed=0, config=data) as loader:
         clock = time.perf_counter()
         for step, batch in enumerate(loader.iterate(total)):
-            training_step(model, batch, config.loss, 0.5, optimizer, step=step, grad_clip=stage.grad_clip,
-                          generator=torch.Generator().manual_seed(step))
+            values, _ = training_step(model, batch, config.loss, 0.5, optimizer, step=step, grad_clip=stage.grad_clip,
+                                      generator=torch.Generator().manual_seed(step))
             now = time.perf_counter()
             if step >= args.warmup:
                 times.append(now - clock)
             clock = now
-    return times
+    return times, values["total"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,16 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"augment": {"crop_size": args.size}},
         "train": {"preset": "demo", "learning_rate": 4e-4},
     })
-    medians = {}
+    medians, losses = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         dataset = str(Path(tmp) / "synthetic")
         ingest("synthetic", "videos=16,frames=24,size=128,seed=0", dataset, IngestConfig(engine="threads"), progress=False)
         for workers in settings:
-            medians[workers] = statistics.median(time_steps(config, dataset, workers, args))
+            times, losses[workers] = time_steps(config, dataset, workers, args)
+            medians[workers] = statistics.median(times)
     print(f"small preset, released weights, batch {args.batch} x 3 frames x {args.size} px ({describe(torch.device('cpu'))})")
     for workers, seconds in medians.items():
         print(f"decode threads {workers}: {seconds * 1000:7.1f} ms/step  {args.batch / seconds:6.2f} clips/s "
-              f"(median of {args.steps})")
+              f"(median of {args.steps}; loss at step {args.warmup + args.steps}: {losses[workers]:.6f})")
     first, others = settings[0], settings[1:]
     best = min(others, key=medians.get)
     print(f"step time, {first} vs {best} decode threads: {medians[first] / medians[best]:.2f}x")

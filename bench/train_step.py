@@ -5,7 +5,9 @@
     python -m bench.train_step --model xmem                 # XMem: 8-frame clips, 3 objects
 
 Both configurations run interleaved on the same batch, model initialisation and optimiser
-settings; the median step time of each is compared. The last line is the ratio.
+settings; the median step time of each is compared. Each line also says how many steps that
+configuration ran and the loss terms its last step computed (so the correspondence arm is seen to
+compute pcl and cross_view, the baseline only the segmentation loss). The last line is the ratio.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import statistics
 import time
 from contextlib import nullcontext
+from typing import Any
 
 import torch
 
@@ -45,11 +48,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool):
-    """A closure running forward, losses, backward and an optimiser step; returns seconds taken."""
+def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool,
+              record: dict[str, Any]):
+    """A closure running forward, losses, backward and an optimiser step; returns seconds taken. It counts
+    its calls in `record["steps"]` and keeps the last step's loss terms (name -> value) in `record["terms"]`."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
     generator = torch.Generator().manual_seed(0)
+    record["steps"] = 0
 
     def step() -> float:
         synchronise(device)
@@ -61,7 +67,10 @@ def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch,
         terms["total"].backward()
         optimiser.step()
         synchronise(device)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        record["steps"] += 1
+        record["terms"] = {k: v.item() for k, v in terms.items() if k not in ("total", "lambda", "bootstrap_p")}
+        return seconds
 
     return step
 
@@ -81,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": config_from_dict(LossConfig, {"preset": "baseline"}),
         "released+ocl": config_from_dict(LossConfig, CORRESPONDENCE),
     }
-    steps, times = {}, {}
+    steps, times, records = {}, {}, {}
     for name, loss_config in configs.items():
         torch.manual_seed(args.seed)  # identical initial weights for both
         model = build_train_wrapper(model_config).to(device).train()
-        steps[name] = make_step(model, loss_config, batch, device, args.bf16)
+        records[name] = {}
+        steps[name] = make_step(model, loss_config, batch, device, args.bf16, records[name])
         times[name] = []
     for _ in range(args.warmup):
         for step in steps.values():
@@ -99,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     medians = {}
     for name, values in times.items():
         medians[name] = statistics.median(values)
-        print(f"{name:>14}: {medians[name] * 1000:8.1f} ms/step  {batch_size / medians[name]:7.2f} clips/s  (median of {len(values)})")
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in records[name]["terms"].items())
+        print(f"{name:>14}: {medians[name] * 1000:8.1f} ms/step  {batch_size / medians[name]:7.2f} clips/s  "
+              f"(median of {len(values)}; {records[name]['steps']} steps run; loss terms: {terms})")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     print(f"correspondence overhead: {medians['released+ocl'] / medians['baseline']:.2f}x")

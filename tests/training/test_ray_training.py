@@ -1,19 +1,49 @@
 """Training stages on a real local Ray cluster: fault recovery, stage hand-over, MLflow records, DDP."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from ray.train import UserCallback
 
+from components.config import ModelConfig, config_from_dict
+from components.model import build_train_wrapper
 from components.model.checkpoint import load_inference_checkpoint
 from pipelines.training.tracked import run_tracked_training_stage
+from pipelines.training.worker import weights_digest
 from tests.training.conftest import tiny_config
 
-pytestmark = pytest.mark.slow
+
+class RecordReports(UserCallback):
+    """Writes every worker's reported metrics, one JSON line per report, where the test can read them."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
 
 
+@pytest.fixture
+def recorded_reports(tmp_path, monkeypatch) -> Path:
+    """A JSONL file receiving every rank's `ray.train.report` metrics from the stages the test runs."""
+    import pipelines.training.tracked as tracked
+    from pipelines.training import stage
+
+    reports = tmp_path / "reports.jsonl"
+
+    def with_recorder(*args, **kwargs):  # a test-only Train callback sees every rank's reports
+        return stage.run_training_stage(*args, **kwargs, callbacks=[RecordReports(str(reports))])
+
+    monkeypatch.setattr(tracked, "run_training_stage", with_recorder)
+    return reports
+
+
+@pytest.mark.slow
 def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, tiny_dataset, local_ray):
     config = tiny_config(tmp_path, fail_at_step=3)
     pre = run_tracked_training_stage(config, "pretrain", [tiny_dataset], str(tmp_path / "pretrain"))
@@ -51,11 +81,47 @@ def test_pretrain_samples_static_pseudo_videos_with_one_object():
     assert _data_config(config.data, {"stage": "train"}) == config.data
 
 
-def test_two_ddp_workers_train_with_baseline_and_released_weights(tmp_path, tiny_dataset, local_ray):
+def test_weights_digest_tells_weights_apart():
+    config = config_from_dict(ModelConfig, {"preset": "small"})
+    torch.manual_seed(0)
+    model = build_train_wrapper(config)
+    torch.manual_seed(0)
+    same = build_train_wrapper(config)
+    assert weights_digest(model) == weights_digest(same) == int(weights_digest(model))  # an exact float
+    assert weights_digest(model, buffers=True) == weights_digest(same, buffers=True)
+    with torch.no_grad():
+        first = next(same.parameters()).view(-1)
+        first[0] = torch.nextafter(first[0], torch.tensor(1.0))  # one element, one ulp
+    assert weights_digest(model) != weights_digest(same)
+    assert weights_digest(model, buffers=True) == weights_digest(same, buffers=True)  # parameters only
+    next(same.buffers()).add_(1)
+    assert weights_digest(model, buffers=True) != weights_digest(same, buffers=True)
+
+
+@pytest.mark.slow
+def test_two_ddp_workers_hold_identical_weights_after_training(tmp_path, tiny_dataset, local_ray, recorded_reports):
+    """After N steps every rank holds the same parameters, and not the initial ones, although each rank
+    trained on its own clips: DDP averaged the gradients. With `baseline` weights (head g frozen, so DDP
+    has no unused parameters to wait for) and with `released` ones."""
     for preset in ("baseline", "released"):
-        config = tiny_config(tmp_path / preset, iterations=2, num_workers=2, batch_size=2, checkpoint_every=2)
+        config = tiny_config(tmp_path / preset, iterations=4, num_workers=2, batch_size=2, checkpoint_every=2)
         config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, preset=preset,
                                      **({"pcl_weight": 0.0, "cross_view_weight": 0.0} if preset == "baseline" else {})))
         out = run_tracked_training_stage(config, "train", [tiny_dataset], str(tmp_path / preset / "out"))
-        model, metadata = load_inference_checkpoint(out["model"])
-        assert metadata["step"] == 2
+        _, metadata = load_inference_checkpoint(out["model"])
+        assert metadata["step"] == 4
+        reports = [json.loads(line) for line in recorded_reports.read_text().splitlines()]
+        recorded_reports.unlink()
+        assert [[m["step"] for m in workers] for workers in reports] == [[2, 2], [4, 4]]
+        torch.manual_seed(config.train.seed)  # the workers' initialisation (`_build_and_restore`)
+        initial = weights_digest(build_train_wrapper(config.model))
+        for workers in reports:
+            assert workers[0]["weights_digest"] == workers[1]["weights_digest"], preset
+        assert len({initial, *(workers[0]["weights_digest"] for workers in reports)}) == 3, preset  # moved, twice
+        # each rank read its own share of the videos: their losses differ, so equal weights are DDP's doing
+        assert reports[-1][0]["total"] != reports[-1][1]["total"]
+        # BatchNorm running statistics are buffers, not parameters: DDP (broadcast_buffers=True) copies rank
+        # 0's into every rank before each forward, which then updates them with its own batch's statistics,
+        # so after a step they differ between ranks. Training normalises with batch statistics and the
+        # checkpoint holds rank 0's buffers; inference (eval mode) reads those.
+        assert reports[-1][0]["buffers_digest"] != reports[-1][1]["buffers_digest"]
