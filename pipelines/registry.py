@@ -5,11 +5,18 @@ the run that produced it, tagged with its J&F and provenance. Alias `champion` m
 serve; `promote` moves it only to a version that beats the champion's J&F by more than a margin, and
 only compares J&F measured on the same held-out set (tag `corrvos.eval_dataset_version`).
 Every call names its tracking URI (no global MLflow state), and every failure is one `CorrvosError`.
+
+A version serves exactly what it was scored with: `register_model` writes the inference and probe
+settings of the evaluation (and the held-out set's version and J&F) into the registered checkpoint's
+metadata, and the same values as version tags for the MLflow UI. Serving reads the file, never the
+tags: the pyfunc, `corrvos predict` and `corrvos probe` (`resolve_model`) use the stored settings
+unless a caller overrides a key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import numbers
 import os
@@ -28,13 +35,18 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from components.config import InferenceConfig, ProbeConfig, config_to_dict
 from components.errors import CorrvosError
+from components.model.checkpoint import ScoredSettings, read_checkpoint_metadata
 from pipelines.tracking import check_tracking_reachable
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 JF_TAG = "corrvos.jf"
 EVAL_SET_TAG = "corrvos.eval_dataset_version"  # content hash of the held-out set the J&F was measured on
 PROMOTION_TAG = "corrvos.promotion"
+INFERENCE_TAG = "corrvos.inference_config"  # JSON of the inference settings J&F was measured with (display only:
+PROBE_TAG = "corrvos.probe_config"  # serving reads them from the checkpoint, whose metadata holds the same values)
+SERVED_PARAMS = ("memory_every", "top_k")  # the inference settings a pyfunc caller may override per request
 MODEL_DIR = "registered_model"  # run artifact folder; one sub-folder per checkpoint content hash
 CHECKPOINT_KEY = "checkpoint"  # the pyfunc artifact that holds the corrvos checkpoint
 CACHE_ENV = "CORRVOS_MODEL_CACHE"
@@ -54,6 +66,24 @@ class RegisteredVersion:
     name: str
     version: int
     uri: str
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ref made local: the checkpoint to load and the settings it was scored with (from the file itself).
+
+    `version_uri` is `models:/NAME/VERSION` for a registered model (an alias resolved), None for a path or URI.
+    """
+
+    ref: str
+    checkpoint: str
+    version_uri: str | None
+    settings: ScoredSettings
+
+    @property
+    def source(self) -> str:
+        """Where stored settings come from, in words: "registered with models:/NAME/3" or "stored in PATH"."""
+        return f"registered with {self.version_uri}" if self.version_uri else f"stored in {self.ref}"
 
 
 @dataclass(frozen=True)
@@ -78,55 +108,90 @@ class CorrvosSegmenter(mlflow.pyfunc.PythonModel):
         from components.model.checkpoint import load_inference_checkpoint
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, _ = load_inference_checkpoint(context.artifacts[CHECKPOINT_KEY], self.device)
+        self.model, metadata = load_inference_checkpoint(context.artifacts[CHECKPOINT_KEY], self.device)
+        # the settings the version's J&F was measured with, from the checkpoint itself (defaults when it has none)
+        self.inference = ScoredSettings.from_metadata(metadata).inference or InferenceConfig()
 
     _skip_type_hint_validation = True  # the explicit tensor signature validates the input instead
 
     def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> np.ndarray:
-        """Segment one video; `params` may set memory_every and top_k.
+        """Segment one video with the stored inference settings; `params` may override memory_every and top_k.
 
+        A param that is absent or None means the stored value. (MLflow fills absent params with the
+        signature's defaults, which `register_model` sets to the stored values, so both paths agree.)
         `model_input` is {"frames": T,H,W,3 uint8, "first_mask": H,W uint8}; it has no type hint because
         MLflow 3 reads a hint there as a schema and has none for a dict of arrays.
         """
-        from components.config import InferenceConfig
+        import dataclasses
+
         from components.errors import DataError
         from components.inference import propagator_for
 
         frames, first_mask = np.asarray(model_input["frames"]), np.asarray(model_input["first_mask"])
         if frames.ndim != 4 or frames.shape[-1] != 3 or first_mask.shape != frames.shape[1:3]:
             raise DataError(f"frames {frames.shape} and first_mask {first_mask.shape}: expected (T,H,W,3) and (H,W)")
-        params = params or {}
-        config = InferenceConfig(memory_every=int(params.get("memory_every", 5)), top_k=int(params.get("top_k", 20)))
+        given = {k: int(v) for k, v in (params or {}).items() if k in SERVED_PARAMS and v is not None}
+        try:
+            config = dataclasses.replace(self.inference, **given)
+        except ValueError as exc:
+            raise DataError(f"params {given}: {exc}") from None
         result = propagator_for(self.model, config, self.device).propagate(list(frames), {0: first_mask})
         return np.stack(result.labels).astype(np.uint8)  # T, H, W
 
 
-def model_signature() -> Any:
-    """Tensor schema: video inputs are n-d uint8 arrays, which column (ColSpec) schemas cannot describe."""
+def model_signature(inference: InferenceConfig | None = None) -> Any:
+    """Tensor schema: video inputs are n-d uint8 arrays, which column (ColSpec) schemas cannot describe.
+
+    The params' defaults are the version's stored inference settings (`InferenceConfig()`'s when none),
+    so the MLflow UI shows what a request without params runs with.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
+    inference = inference or InferenceConfig()
     inputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3), "frames"),
                      TensorSpec(np.dtype(np.uint8), (-1, -1), "first_mask")])
     outputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1), "masks")])
-    params = ParamSchema([ParamSpec("memory_every", "long", 5), ParamSpec("top_k", "long", 20)])
+    params = ParamSchema([ParamSpec(key, "long", getattr(inference, key)) for key in SERVED_PARAMS])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
+def settings_tags(settings: ScoredSettings) -> dict[str, str]:
+    """The version tags that show stored settings in the MLflow UI (JSON, sorted keys)."""
+    tags = {}
+    if settings.inference is not None:
+        tags[INFERENCE_TAG] = json.dumps(config_to_dict(settings.inference), sort_keys=True)
+    if settings.probe is not None:
+        tags[PROBE_TAG] = json.dumps(config_to_dict(settings.probe), sort_keys=True)
+    return tags
+
+
 def register_model(tracking_uri: str, name: str, weights_uri: str, run_id: str, jf: float,
-                   tags: dict[str, str], storage_options: dict[str, Any] | None = None) -> RegisteredVersion:
-    """Log `weights_uri` as a pyfunc model into run `run_id` and make it a new version of `name`, tagged."""
+                   tags: dict[str, str], storage_options: dict[str, Any] | None = None, *,
+                   inference: InferenceConfig | None = None, probe: ProbeConfig | None = None) -> RegisteredVersion:
+    """Log `weights_uri` as a pyfunc model into run `run_id` and make it a new version of `name`, tagged.
+
+    `inference` / `probe` are the settings `jf` was measured with. They, the held-out set's version
+    (tag `corrvos.eval_dataset_version` in `tags`) and `jf` are written into the registered
+    checkpoint's metadata, which is what serving reads, and the settings also become version tags.
+    """
     if not isinstance(jf, numbers.Real) or not math.isfinite(jf) or not 0.0 <= jf <= 1.0:
         raise CorrvosError(f"J&F {jf!r} for {name!r}: expected a number in [0, 1]")
     if not name or any(c in name for c in "/@:"):
         raise CorrvosError(f"registered model name {name!r}: must be non-empty, without '/', '@' or ':'")
-    version_tags = {**_checked_tags(tags), JF_TAG: repr(float(jf))}
+    if not isinstance(inference, (InferenceConfig, type(None))) or not isinstance(probe, (ProbeConfig, type(None))):
+        raise CorrvosError("register_model: inference and probe must be an InferenceConfig and a ProbeConfig")
+    checked = _checked_tags(tags)
+    settings = ScoredSettings(inference, probe, checked.get(EVAL_SET_TAG), float(jf))
+    version_tags = {**checked, **settings_tags(settings), JF_TAG: repr(float(jf))}
     client = _client(tracking_uri)
     run = _call(lambda: client.get_run(run_id), f"run {run_id!r}")
     with tempfile.TemporaryDirectory(prefix="corrvos-register-") as folder:
         checkpoint = _fetch_checkpoint(weights_uri, Path(folder), storage_options)
+        _stamp(checkpoint, settings, weights_uri)
+        # the folder is named by the stamped file: the same weights scored with other settings never overwrite
         artifact_path = f"{MODEL_DIR}/{_file_digest(checkpoint)}"
-        _save_pyfunc(checkpoint, Path(folder, "model"))
+        _save_pyfunc(checkpoint, Path(folder, "model"), inference)
         created = _ensure_registered_model(client, name)
         try:
             _call(lambda: client.log_artifacts(run_id, str(Path(folder, "model")), artifact_path), f"run {run_id!r}")
@@ -182,7 +247,30 @@ def resolve_model_ref(ref: str, tracking_uri: str | None, cache_dir: str | Path 
     """The local corrvos checkpoint behind `models:/NAME/VERSION` or `models:/NAME@ALIAS`; other refs unchanged."""
     if not ref.startswith("models:/"):
         return ref
-    model_dir = download_model(ref, tracking_uri, cache_dir)
+    return _registered_checkpoint(ref, tracking_uri, cache_dir)[0]
+
+
+def resolve_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | None = None) -> ResolvedModel:
+    """`ref` (a `models:/` ref, a path or an fsspec URI) as a local checkpoint plus the settings stored in it.
+
+    The settings come from the checkpoint file, not from version tags; a plain checkpoint that was
+    never registered has none (`ScoredSettings()`), and its users fall back to the defaults.
+    """
+    checkpoint, version_uri = locate_model(ref, tracking_uri, cache_dir)
+    metadata = read_checkpoint_metadata(checkpoint)
+    return ResolvedModel(ref, checkpoint, version_uri, ScoredSettings.from_metadata(metadata, f"model {ref!r}"))
+
+
+def locate_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | None = None) -> tuple[str, str | None]:
+    """(checkpoint to load, `models:/NAME/VERSION`) for a registered ref (downloaded once); (ref, None) otherwise."""
+    if ref.startswith("models:/"):
+        return _registered_checkpoint(ref, tracking_uri, cache_dir)
+    return ref, None
+
+
+def _registered_checkpoint(ref: str, tracking_uri: str | None, cache_dir: str | Path | None) -> tuple[str, str]:
+    """(local checkpoint path, `models:/NAME/VERSION`) of a registered ref."""
+    model_dir, name, version = _download(ref, tracking_uri, cache_dir)
     try:
         from mlflow.models import Model
 
@@ -192,11 +280,16 @@ def resolve_model_ref(ref: str, tracking_uri: str | None, cache_dir: str | Path 
         raise CorrvosError(f"model {ref!r}: not a corrvos registered model (no {CHECKPOINT_KEY} artifact)") from None
     if not checkpoint.is_file():
         raise CorrvosError(f"model {ref!r}: checkpoint {checkpoint} missing from the download")
-    return str(checkpoint)
+    return str(checkpoint), f"models:/{name}/{version}"
 
 
 def download_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | None = None) -> Path:
     """The pyfunc model folder of `models:/NAME/VERSION` or `models:/NAME@ALIAS`, downloaded once into a cache."""
+    return _download(ref, tracking_uri, cache_dir)[0]
+
+
+def _download(ref: str, tracking_uri: str | None, cache_dir: str | Path | None) -> tuple[Path, str, int]:
+    """(model folder, name, version number) of a registered ref, downloaded once into a cache."""
     match = _REF.match(ref)
     if match is None:
         raise CorrvosError(f"model {ref!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
@@ -211,7 +304,7 @@ def download_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | N
     root = Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "corrvos" / "models")
     target = root / hashlib.sha256(f"{tracking_uri}\n{source}".encode()).hexdigest()[:16] / f"{name}-v{found.version}"
     if (target / "MLmodel").is_file():
-        return target
+        return target, name, int(found.version)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     try:
@@ -226,7 +319,7 @@ def download_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | N
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return target, name, int(found.version)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
@@ -293,19 +386,29 @@ def _fetch_checkpoint(weights_uri: str, folder: Path, storage_options: dict[str,
     return local
 
 
+def _stamp(checkpoint: Path, settings: ScoredSettings, weights_uri: str) -> None:
+    """Write `settings` into the local copy's metadata: the registered file describes how it was scored."""
+    from components.model.checkpoint import stamp_checkpoint
+
+    try:
+        stamp_checkpoint(str(checkpoint), settings)
+    except CorrvosError as exc:
+        raise CorrvosError(str(exc).replace(str(checkpoint), weights_uri)) from None
+
+
 def _file_digest(path: Path) -> str:
     """First 12 hex digits of the file's SHA-256: the same weights always land in the same run folder."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def _save_pyfunc(checkpoint: Path, folder: Path) -> None:
+def _save_pyfunc(checkpoint: Path, folder: Path, inference: InferenceConfig | None = None) -> None:
     """Write the pyfunc model (MLmodel, the model-from-code file, the checkpoint) to `folder`."""
     code = folder.parent / "corrvos_model.py"  # models from code: MLflow 3 loads it without unpickling anything
     code.write_text(MODEL_CODE)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input_example.*")  # an example would run a video at save time
         mlflow.pyfunc.save_model(str(folder), python_model=str(code), artifacts={CHECKPOINT_KEY: str(checkpoint)},
-                                 signature=model_signature(), pip_requirements=_requirements())
+                                 signature=model_signature(inference), pip_requirements=_requirements())
 
 
 def _requirements() -> list[str]:

@@ -153,3 +153,41 @@ def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(checkpoint, vi
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("corrvos predict: error:") and expected in lines[0], err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_checkpoint_that_carries_settings_is_served_with_them_and_set_overrides_one_key(
+        checkpoint, video, tmp_path, capsys) -> None:
+    """A registered checkpoint holds the settings its J&F was measured with; predict uses them, `--set` one key."""
+    import dataclasses
+    import shutil
+
+    from components.config import InferenceConfig
+    from components.evaluation.videos import image_frames, list_image_files
+    from components.inference import VideoPropagator
+    from components.model.checkpoint import ScoredSettings, load_inference_checkpoint, stamp_checkpoint
+
+    frames_dir, masks = video
+    stored = InferenceConfig(memory_every=1, include_last=True, min_short_side=64)
+    stamped = tmp_path / "stamped.pt"
+    shutil.copy(checkpoint, stamped)
+    stamp_checkpoint(str(stamped), ScoredSettings(inference=stored))
+    model, _ = load_inference_checkpoint(str(stamped))
+    frames = list(image_frames(list_image_files(frames_dir)))
+
+    def expected(config: InferenceConfig) -> list[np.ndarray]:
+        return VideoPropagator(model, config, "cpu").propagate(frames, {0: np.where(masks[0] == 2, 0, masks[0])}).labels
+
+    def predict(out: str, *extra: str) -> tuple[list[np.ndarray], str]:
+        code = main(["predict", "--model", str(stamped), "--frames", str(frames_dir), "--masks",
+                     str(tmp_path / "masks" / "00000.png"), "--out", str(tmp_path / out), "--no-progress", *extra])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        return [read_label_map(p) for p in sorted((tmp_path / out / "clip").iterdir())], captured.out
+
+    labels, stdout = predict("stored")
+    assert all(np.array_equal(a, b) for a, b in zip(labels, expected(stored), strict=True))
+    assert f"inference settings: stored in {stamped} (memory_every=1, include_last=True, min_short_side=64)" in stdout
+    labels, stdout = predict("one-key", "--set", "inference.memory_every=3")
+    one_key = dataclasses.replace(stored, memory_every=3)  # include_last and min_short_side stay the stored ones
+    assert all(np.array_equal(a, b) for a, b in zip(labels, expected(one_key), strict=True))
+    assert ("with --set inference.memory_every=3 (memory_every=3, include_last=True, min_short_side=64)") in stdout

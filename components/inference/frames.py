@@ -62,7 +62,28 @@ def resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     if x.shape[-2] > size[0]:
         return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return bilinear_enlarge(x, size)
+
+
+def bilinear_enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resampling (align_corners=False) as gathers and separate multiplies and adds, so every value
+    is the same arithmetic on any thread count.
+
+    `F.interpolate(mode="bilinear")` on a CPU gives values an ulp apart on 1 and on 2 threads (its loop
+    splits at thread boundaries into paths that round differently); bf16 inference turns that into
+    different masks, so a model scored in a 1-CPU Ray task and served on more threads disagreed.
+    """
+    def axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        src = ((torch.arange(n_out, dtype=torch.float32, device=x.device) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+        low = src.floor().long().clamp(max=n_in - 1)
+        high = (low + 1).clamp(max=n_in - 1)
+        w_high = (src - low).to(x.dtype)
+        return low, high, 1 - w_high, w_high
+
+    y0, y1, wy0, wy1 = axis(x.shape[-2], size[0])
+    x0, x1, wx0, wx1 = axis(x.shape[-1], size[1])
+    rows = x[..., y0, :] * wy0[:, None] + x[..., y1, :] * wy1[:, None]
+    return rows[..., x0] * wx0 + rows[..., x1] * wx1
 
 
 VOID = 255  # DAVIS 2017 / YouTube-VOS "void" label: neither background nor an object

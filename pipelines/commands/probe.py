@@ -1,5 +1,9 @@
 """`corrvos probe`: how good is the model's matching itself? Key-only label propagation J&F, and point
-correspondence accuracy on synthetic videos (docs/probe.md)."""
+correspondence accuracy on synthetic videos (docs/probe.md).
+
+The probe settings are the ones stored with the model (a registered version carries those of the
+evaluation it was scored in), else the defaults; `--set probe.KEY=VALUE` overrides single keys on top.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,20 @@ HELP = "correspondence probe: label propagation from key features alone (J&F), p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="REF", help="inference checkpoint: a path or fsspec URI")
+    parser.add_argument("--model", required=True, metavar="REF",
+                        help="inference checkpoint: a path, an fsspec URI, or a registered model "
+                             "(models:/NAME/VERSION or models:/NAME@ALIAS, e.g. models:/corrvos-stcn@champion)")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI for models:/ refs (default: $MLFLOW_TRACKING_URI, "
+                             "else sqlite:///runs/mlflow.db)")
     parser.add_argument("--data", required=True, metavar="URI_OR_DIR",
                         help="an ingested dataset (URI, or a folder with manifest.json) or a DAVIS folder")
     parser.add_argument("--out", type=Path, default=Path("runs/probe"), metavar="DIR",
                         help="writes DIR/predictions/<seq>/<frame>.png and DIR/scores.json (default: runs/probe)")
     parser.add_argument("--sequences", metavar="LIST", help="only these: comma-separated names, or a file of names")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="probe.KEY=VALUE",
-                        help="override a probe setting, e.g. probe.top_k=20 (repeatable)")
+                        help="override one probe setting on top of those stored with the model, "
+                             "e.g. probe.top_k=20 (repeatable)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -35,15 +45,17 @@ def run(args: argparse.Namespace) -> int:
     from components.evaluation.masks import read_sequence_list
     from components.evaluation.videos import open_videos
     from components.probe import probe_videos
-    from pipelines.commands.predict import load_model
+    from pipelines.commands.predict import load_resolved, settings_line
 
-    config = probe_config(args.overrides)
+    probe_config(args.overrides)  # a bad --set fails before anything is read
     sequences = read_sequence_list(args.sequences) if args.sequences else None
     videos = open_videos(args.data, sequences)
     first = next(iter(videos))  # readers are lazy: read one video now, so bad data fails before the model loads
     videos = itertools.chain([first], videos)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_model(args.model, device)
+    model, resolved = load_resolved(args.model, args.tracking_uri, device)
+    config = probe_config(args.overrides, resolved.settings.probe)
+    print(settings_line("probe", config, resolved, resolved.settings.probe is not None, args.overrides))
     probe = probe_videos(model, videos, args.out, config, device, progress=not args.no_progress)
     print("probe J&F: label propagation from key features alone")
     print(format_table(probe.result))
@@ -52,19 +64,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def probe_config(overrides: list[str]) -> ProbeConfig:
-    """ProbeConfig from `probe.key=value` overrides (strict: unknown keys and sections are errors)."""
-    from components.config import apply_overrides, config_from_dict
-    from components.errors import ConfigError
+def probe_config(overrides: list[str], base: ProbeConfig | None = None) -> ProbeConfig:
+    """`base` (default: ProbeConfig()) with `probe.key=value` overrides (strict: unknown keys are errors)."""
     from components.probe import ProbeConfig
+    from pipelines.commands.predict import section_config
 
-    data = apply_overrides({"probe": {}}, overrides)
-    other = sorted(set(data) - {"probe"})
-    if other:
-        raise ConfigError(f"--set {other[0]}...: probe only takes probe.* settings")
-    if not isinstance(data["probe"], dict):
-        raise ConfigError("--set probe=...: name a key, e.g. probe.top_k=20")
-    return config_from_dict(ProbeConfig, data["probe"], "probe")
+    return section_config(ProbeConfig, "probe", "probe", overrides, base)
 
 
 def format_correspondence(probe: ProbeRun) -> str:

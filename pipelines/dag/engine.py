@@ -101,10 +101,11 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
     """Run (or reuse) every stage; with `rerun`, that stage and everything downstream get new outputs.
 
     `signatures` are `check_inputs`'s result when the caller has just checked; otherwise it checks here.
-    The stages get `config` with the training stages' `precision: auto` resolved here, as their
-    fingerprints have it (`with_resolved_precision`).
+    The stages get `config` with every `precision: auto` resolved here, as their fingerprints have it
+    (`with_resolved_precision`): workers on any node run that name, and `evaluate` records it, so a
+    registered model serves the precision it was scored in.
     """
-    config = with_resolved_precision(resolve_locations(config), ("pretrain", "train"))
+    config = with_resolved_precision(resolve_locations(config))
     state = PipelineState(config)
     if rerun is not None:
         if rerun not in active_stages(config):

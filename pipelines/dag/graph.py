@@ -107,9 +107,9 @@ def with_resolved_precision(config: CorrvosConfig, sections: tuple[str, ...] = (
     `pretrain` / `train` (and `tune`'s trials, which run `train`) resolve for their workers' device type:
     `use_gpu` means CUDA, where `auto` is bf16 on any machine; otherwise this machine's CPU decides.
     `inference` resolves for `evaluate_device_type()`. Fingerprints take all three. `run_pipeline` also
-    hands the stages the config with the training sections resolved, so Ray Train workers on other nodes
-    run the precision their stage's fingerprint names whatever their own CPU would pick for `auto`;
-    `evaluate` resolves `inference.precision` where it runs (the planner's answer on one machine).
+    hands the stages the resolved config, so Ray Train workers on other nodes run the precision their
+    stage's fingerprint names whatever their own CPU would pick for `auto`, and `evaluate` records the
+    inference precision it scored with (what the registry then serves).
     """
     changes = {}
     for section in sections:

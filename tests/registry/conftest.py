@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from tests.evaluation.videos_util import save_small_checkpoint
@@ -54,3 +55,17 @@ PROVENANCE = {
     "corrvos.config": "runs:/RUN/config/resolved.yaml",
     "corrvos.preset": "model=small loss=released stage=train",
 }
+
+
+def registered_payload(blob: bytes | Path) -> dict[str, Any]:
+    """The torch payload of a registered checkpoint (file or bytes)."""
+    import io
+
+    return torch.load(io.BytesIO(blob) if isinstance(blob, bytes) else blob, weights_only=True)
+
+
+def same_weights(registered: bytes | Path, source: Path) -> bool:
+    """The registered checkpoint holds exactly `source`'s model config and weights (its metadata gains settings)."""
+    ours, theirs = registered_payload(registered), registered_payload(source)
+    return (ours["model_config"] == theirs["model_config"] and ours["state_dict"].keys() == theirs["state_dict"].keys()
+            and all(torch.equal(ours["state_dict"][k], v) for k, v in theirs["state_dict"].items()))

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from components.errors import CorrvosError
-from components.model.checkpoint import load_inference_checkpoint
+from components.model.checkpoint import SCORED_WITH, load_inference_checkpoint
 from pipelines.registry import promote, register_model, resolve_model_ref
+from tests.registry.conftest import registered_payload, same_weights
 
 
 @pytest.fixture
@@ -28,12 +29,16 @@ def test_versions_and_aliases_resolve_to_their_checkpoints(store, checkpoints, r
     uri, _ = store
     by_alias = resolve_model_ref(f"models:/{registered}@champion", uri)
     by_version = resolve_model_ref(f"models:/{registered}/1", uri)
-    assert Path(by_alias).read_bytes() == checkpoints[1].read_bytes()
-    assert Path(by_version).read_bytes() == checkpoints[0].read_bytes()
     assert Path(by_alias).is_relative_to(model_cache)
+    for resolved, source in ((by_alias, checkpoints[1]), (by_version, checkpoints[0])):
+        # the registered file is the source checkpoint plus what it was scored with in its metadata
+        assert same_weights(Path(resolved), source)
+        ours, theirs = registered_payload(Path(resolved)), registered_payload(source)
+        assert ours["metadata"] == {**theirs["metadata"], SCORED_WITH: ours["metadata"][SCORED_WITH]}
     model, metadata = load_inference_checkpoint(by_alias)
     expected = torch.load(checkpoints[1], weights_only=True)["state_dict"]
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items()) and metadata
+    assert metadata[SCORED_WITH]["jf"] == 0.4
     # a second resolve uses the cache: same path, nothing left half-downloaded beside it
     assert resolve_model_ref(f"models:/{registered}/2", uri) == by_alias
     assert not [p for p in model_cache.rglob(".download-*")]

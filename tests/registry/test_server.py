@@ -12,7 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cluster.local import TEST_CREDENTIALS, Service, start_mlflow_server, start_moto_server
+from components.model.checkpoint import SCORED_WITH
 from pipelines.registry import promote, register_model, resolve_model_ref
+from tests.registry.conftest import registered_payload, same_weights
+
+pytestmark = pytest.mark.server
 
 BUCKET = "registry-test"
 
@@ -45,13 +49,15 @@ def test_register_promote_and_resolve_through_a_tracking_server(servers, checkpo
     assert client.get_model_version(model_name, "2").tags["corrvos.jf"] == "0.7"
 
     local = resolve_model_ref(f"models:/{model_name}@champion", server.url)
-    assert Path(local).read_bytes() == checkpoints[0].read_bytes() and Path(local).is_relative_to(model_cache)
+    assert same_weights(Path(local), checkpoints[0]) and Path(local).is_relative_to(model_cache)
 
     s3 = boto3.client("s3", endpoint_url=moto.url, aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                       aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="artifacts/").get("Contents", [])]
     weights = [k for k in keys if run_id in k and k.endswith("/artifacts/model.pt")]
     assert len(weights) == 2, keys
-    stored = {s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in weights}
-    assert stored == {checkpoints[0].read_bytes(), checkpoints[1].read_bytes()}
+    stored = [s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in weights]
+    assert Path(local).read_bytes() in stored  # what was served is what the bucket holds
+    jf = {registered_payload(blob)["metadata"][SCORED_WITH]["jf"]: blob for blob in stored}
+    assert same_weights(jf[0.7], checkpoints[0]) and same_weights(jf[0.4], checkpoints[1])
     assert any(k.endswith("/MLmodel") for k in keys)
