@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from components.config import CorrvosConfig
+import json
+from typing import Any, TypeVar
+
+from components.config import CorrvosConfig, InferenceConfig, ProbeConfig, config_from_dict
+from components.errors import ConfigError, CorrvosError
 from pipelines.registry import EVAL_SET_TAG, promote, register_model
 from pipelines.training.stage import dataset_version
 from pipelines.stages.context import StageContext, datasets_with_role
@@ -10,7 +14,8 @@ from pipelines.versioning import code_version
 
 
 def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
-    jf = float(context.inputs["evaluate"]["jf"])
+    evaluate = context.inputs["evaluate"]
+    jf = float(evaluate["jf"])
     train = datasets_with_role(config, context.inputs["ingest"], "train") if "ingest" in context.inputs else []
     tags = {
         "corrvos.code_version": code_version(),
@@ -23,10 +28,40 @@ def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         tags["corrvos.dataset_version"] = dataset_version(train, config.storage.options)
     # what evaluate scored on: J&F is only compared between versions scored on the same held-out set
     tags[EVAL_SET_TAG] = context.inputs["evaluate"]["held_out_version"]
+    tags.update(_test_set_tags(evaluate))
+    # the settings J&F was measured with travel into the registered checkpoint (an evaluate record written
+    # before evaluate reported them: this config's, which its fingerprint covered)
+    inference = _scored(evaluate, "inference_config", InferenceConfig, "inference", config.inference)
+    probe = _scored(evaluate, "probe_config", ProbeConfig, "probe", config.probe)
     version = register_model(context.tracking_uri, config.registered_model,
                              context.inputs["train"]["model"], context.run_id, jf, tags,
-                             storage_options=config.storage.options)
+                             storage_options=config.storage.options, inference=inference, probe=probe)
     return {"model_uri": version.uri, "version": str(version.version)}
+
+
+T = TypeVar("T")
+
+
+def _test_set_tags(evaluate: dict[str, str]) -> dict[str, str]:
+    """Every test set's J&F beside its copy-first-mask floor (`corrvos.jf` is the primary set's alone)."""
+    tags = {}
+    for name, entry in json.loads(evaluate.get("test_sets", "{}")).items():
+        tags[f"corrvos.test.{name}.jf"] = repr(float(entry["jf"]))
+        tags[f"corrvos.test.{name}.floor_jf"] = repr(float(entry["floor_jf"]))
+    if "primary_test_set" in evaluate:
+        tags["corrvos.primary_test_set"] = evaluate["primary_test_set"]
+    return tags
+
+
+def _scored(outputs: dict[str, Any], key: str, cls: type[T], section: str, fallback: T) -> T:
+    """The config evaluate reported under `key` (JSON), else `fallback`; a malformed one is a CorrvosError."""
+    text = outputs.get(key)
+    if text is None:
+        return fallback
+    try:
+        return config_from_dict(cls, json.loads(text), section)
+    except (ValueError, ConfigError) as exc:  # json.JSONDecodeError is a ValueError
+        raise CorrvosError(f"evaluate output {key!r}: not a {section} config ({exc})") from None
 
 
 def run_promote(config: CorrvosConfig, context: StageContext) -> dict[str, str]:

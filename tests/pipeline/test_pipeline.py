@@ -52,7 +52,11 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     assert "evaluation/test/report/jf_vs_probe.png" in artifacts
     assert "evaluation/test/report/jf_per_sequence.png" in artifacts
     assert str(client.get_model_version_by_alias("corrvos-tiny", "champion").version) == "1"
-    eval_set = client.get_model_version("corrvos-tiny", "1").tags["corrvos.eval_dataset_version"]
+    version_tags = client.get_model_version("corrvos-tiny", "1").tags
+    assert version_tags["corrvos.primary_test_set"] == "test"
+    assert float(version_tags["corrvos.test.test.jf"]) == first["jf"] == float(version_tags["corrvos.jf"])
+    assert float(version_tags["corrvos.test.test.floor_jf"]) == first["test_sets"]["test"]["floor_jf"]
+    eval_set = version_tags["corrvos.eval_dataset_version"]
     assert len(eval_set) >= 16  # the held-out set's content hash, so J&F is compared only on the same set
     val_jf = client.get_metric_history(first["stages"]["train"]["mlflow_run_id"], "val_jf")
     assert sorted(m.step for m in val_jf) == [3, 6]  # train's held-out J&F curve
