@@ -22,13 +22,18 @@ NAME = "predict"
 HELP = "propagate first-frame masks through a folder of frames; writes indexed PNGs in DAVIS layout"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--model REF` and `--tracking-uri`: what predict and probe both take to find a model."""
     parser.add_argument("--model", required=True, metavar="REF",
                         help="inference checkpoint: a path, an fsspec URI, or a registered model "
                              "(models:/NAME/VERSION or models:/NAME@ALIAS, e.g. models:/corrvos-stcn@champion)")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking URI for models:/ refs (default: $MLFLOW_TRACKING_URI, "
                              "else sqlite:///runs/mlflow.db)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
     parser.add_argument("--frames", required=True, metavar="DIR", type=Path,
                         help="folder of frames (.jpg/.jpeg/.png), in name order")
     parser.add_argument("--masks", required=True, metavar="PATH", type=Path,

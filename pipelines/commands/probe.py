@@ -20,12 +20,9 @@ HELP = "correspondence probe: label propagation from key features alone (J&F), p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="REF",
-                        help="inference checkpoint: a path, an fsspec URI, or a registered model "
-                             "(models:/NAME/VERSION or models:/NAME@ALIAS, e.g. models:/corrvos-stcn@champion)")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI for models:/ refs (default: $MLFLOW_TRACKING_URI, "
-                             "else sqlite:///runs/mlflow.db)")
+    from pipelines.commands.predict import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--data", required=True, metavar="URI_OR_DIR",
                         help="an ingested dataset (URI, or a folder with manifest.json) or a DAVIS folder")
     parser.add_argument("--out", type=Path, default=Path("runs/probe"), metavar="DIR",

@@ -2,12 +2,14 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
 from tests.pipeline.conftest import tiny_pipeline_yaml
+from tests.pipeline.test_served_equals_scored import SCORED_WITH, assert_champion_served_reproduces_logged_jf
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +23,10 @@ def _run(*argv) -> dict:
         return json.load(handle)
 
 
-def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
-    config = str(tiny_pipeline_yaml(tmp_path, evaluate={"validate_every": 3, "validate_videos": 1}))
+def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
+    monkeypatch.setenv("CORRVOS_MODEL_CACHE", str(tmp_path / "model-cache"))  # downloads stay out of ~/.cache
+    config = str(tiny_pipeline_yaml(tmp_path, evaluate={"validate_every": 3, "validate_videos": 1},
+                                    inference=SCORED_WITH))
     first = _run("run", config, str(tmp_path / "first.json"))
     assert list(first["stages"]) == STAGES
     assert all(s["state"] == "done" for s in first["stages"].values())
@@ -60,6 +64,9 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys):
     assert len(eval_set) >= 16  # the held-out set's content hash, so J&F is compared only on the same set
     val_jf = client.get_metric_history(first["stages"]["train"]["mlflow_run_id"], "val_jf")
     assert sorted(m.step for m in val_jf) == [3, 6]  # train's held-out J&F curve
+
+    # the champion, served by `corrvos predict`, scores exactly the J&F it was registered with
+    assert_champion_served_reproduces_logged_jf(Path(config), first, tmp_path, capsys)
 
     second = _run("run", config, str(tmp_path / "second.json"))
     assert all(s["state"] == "reused" for s in second["stages"].values())

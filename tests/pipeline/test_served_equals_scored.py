@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
@@ -25,7 +24,6 @@ from components.model.checkpoint import load_inference_checkpoint
 from pipelines.cli import main
 from pipelines.registry import EVAL_SET_TAG, INFERENCE_TAG, JF_TAG
 from pipelines.training.stage import dataset_version
-from tests.pipeline.conftest import tiny_pipeline_yaml
 
 # memory every frame with the previous frame as a short-term entry, 64 px videos read at 96 px
 SCORED_WITH = {"memory_every": 1, "include_last": True, "min_short_side": 96}
@@ -47,13 +45,12 @@ def test_frame_resampling_gives_the_same_values_on_any_thread_count() -> None:
         "components.inference.frames.resample gives other values on another thread count"
 
 
-@pytest.mark.slow
-def test_the_champion_served_by_predict_reproduces_the_logged_jf(tmp_path, local_ray, capsys, monkeypatch) -> None:
-    monkeypatch.setenv("CORRVOS_MODEL_CACHE", str(tmp_path / "model-cache"))  # downloads stay out of ~/.cache
-    path = tiny_pipeline_yaml(tmp_path, name="served", inference=SCORED_WITH, evaluate={"probe": False})
-    summary_path = tmp_path / "summary.json"
-    assert main(["run", str(path), "--summary-json", str(summary_path), "--no-progress"]) == 0
-    summary = json.loads(summary_path.read_text())
+def assert_champion_served_reproduces_logged_jf(path: Path, summary: dict, tmp_path: Path, capsys) -> None:
+    """Predict the primary test set through `models:/NAME@champion` and score it: exactly the logged J&F.
+
+    Called by tests/pipeline/test_pipeline.py on its pipeline run (configured with SCORED_WITH), so the
+    check costs no pipeline of its own.
+    """
     config = load_yaml_config(CorrvosConfig, path)
     tracking_uri, name = config.tracking.mlflow_uri, config.registered_model
     champion = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, "champion")
@@ -90,7 +87,7 @@ def test_the_champion_served_by_predict_reproduces_the_logged_jf(tmp_path, local
 
     # not by luck: the same model served with the defaults scores differently on these videos
     model, _ = load_inference_checkpoint(summary["stages"]["train"]["outputs"]["model"])
-    defaults = evaluate_videos(model, videos, tmp_path / "defaults", InferenceConfig(), "cpu", progress=False,
+    defaults = evaluate_videos(model, videos, tmp_path / "served-defaults", InferenceConfig(), "cpu", progress=False,
                                reports=False)
     assert defaults.jf_mean != logged
 
