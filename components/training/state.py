@@ -2,11 +2,14 @@
 
 Serialised to bytes so it can travel through Ray Train's checkpoint directories and any fsspec
 storage; `capture_rng`/`restore_rng` make a resumed run draw the same random numbers it would have.
+Everything in it is tensors and plain containers, so it loads with `weights_only=True`: whoever can
+write to the storage root (a shared bucket) cannot make a resuming worker run code.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +17,18 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT = "corrvos-training/1"
+FORMAT = "corrvos-training/2"  # /1 held numpy RNG state as an array, which only full unpickling reads
 
 
 def capture_rng() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, numpy and torch RNG states as tensors and plain values (no numpy objects: weights-only loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),  # (version, tuple of ints, None)
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -26,7 +36,9 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["name"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -50,7 +62,11 @@ class TrainingState:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "TrainingState":
-        payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
-        if payload.pop("format", None) != FORMAT:
+        try:
+            payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(f"not a {FORMAT} checkpoint: it holds objects other than tensors and plain "
+                             "values, which are never unpickled (an older corrvos format, or not corrvos's)") from None
+        if not isinstance(payload, dict) or payload.pop("format", None) != FORMAT:
             raise ValueError(f"not a corrvos training checkpoint (expected {FORMAT})")
         return cls(**payload)

@@ -151,3 +151,24 @@ def test_freeze_stages_out_of_range_are_refused(small):
         small.key_encoder.freeze(5)
     with pytest.raises(ConfigError, match="freeze_at"):
         config_from_dict(StageConfig, {"freeze_at": -1})
+
+
+class _RunsCode:
+    """Unpickling this calls `marker.touch()`: what a writer of a shared bucket could plant in a checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_a_training_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    import io
+
+    marker = tmp_path / "ran"
+    buffer = io.BytesIO()
+    torch.save({"format": "corrvos-training/2", "step": _RunsCode(marker)}, buffer)
+    with pytest.raises(ValueError, match="never unpickled"):
+        TrainingState.from_bytes(buffer.getvalue())
+    assert not marker.exists()
