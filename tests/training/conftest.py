@@ -1,6 +1,9 @@
 """Shared fixtures for the Ray Train tests: a tiny synthetic dataset (the local Ray is `local_ray`, tests/conftest.py)."""
 
+import json
+
 import pytest
+from ray.train import UserCallback
 
 from components.config import CorrvosConfig, config_from_dict
 from components.data.config import IngestConfig
@@ -26,3 +29,14 @@ def tiny_config(tmp_path, **stage) -> CorrvosConfig:
         "tracking": {"mlflow_uri": f"sqlite:///{tmp_path}/mlflow.db"},
         "storage": {"root": str(tmp_path / "runs")},
     })
+
+
+class RecordReports(UserCallback):
+    """Writes every worker's reported metrics, one JSON line per report, where the test can read them."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")

@@ -7,25 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from ray.train import UserCallback
 
 from components.config import ModelConfig, config_from_dict
 from components.model import build_train_wrapper
 from components.model.checkpoint import load_inference_checkpoint
 from pipelines.training.tracked import run_tracked_training_stage
 from pipelines.training.worker import weights_digest
-from tests.training.conftest import tiny_config
-
-
-class RecordReports(UserCallback):
-    """Writes every worker's reported metrics, one JSON line per report, where the test can read them."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def after_report(self, run_context, metrics, checkpoint) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+from tests.training.conftest import RecordReports, tiny_config
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from ray.train import UserCallback
 
 from components.evaluation.evaluate import evaluate_videos
 from components.evaluation.videos import dataset_videos
 from components.model.checkpoint import load_inference_checkpoint
 from pipelines.training.tracked import run_tracked_training_stage
 from pipelines.training.worker import PeriodicValidation
-from tests.training.conftest import tiny_config
+from tests.training.conftest import RecordReports, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +27,6 @@ def _score(model: torch.nn.Module, dataset: str, videos: int, inference, folder:
         return evaluate_videos(model, first, folder, inference, "cpu", progress=False, reports=False).jf_mean
     finally:
         torch.set_num_threads(before)
-
-
-class RecordReports(UserCallback):
-    """Writes every worker's reported metrics, one JSON line per report, where the test can read them."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def after_report(self, run_context, metrics, checkpoint) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(metrics) + "\n")
 
 
 def test_two_ddp_workers_report_the_same_val_jf(tmp_path, tiny_dataset, tiny_val_dataset, local_ray, monkeypatch):
