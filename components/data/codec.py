@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from components.data.mask_checks import check_not_antialiased
 from components.errors import DataError
 
 VOID_ID = 255
@@ -90,15 +91,24 @@ def read_annotation(data: bytes, where: str) -> tuple[np.ndarray, str]:
     """Object ids (H, W) of a dataset's own mask file, and its convention (`binary` or `indexed`).
 
     `L` (grayscale) masks follow DAVIS 2016: 0 background, 255 the one object; any other value is
-    anti-aliasing and an error. `P` (palette) masks hold the object id as the palette index, 255 void.
+    anti-aliasing and an error. `P` (palette) masks hold the object id as the palette index, 255 void;
+    one that looks anti-aliased (many thin ids on object borders) is an error too.
     """
+    ids, convention, _ = read_annotation_mode(data, where)
+    return ids, convention
+
+
+def read_annotation_mode(data: bytes, where: str) -> tuple[np.ndarray, str, str]:
+    """`read_annotation` plus the file's image mode (`P`, `L`, `LA`, ...), to tell mixed sequences apart."""
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except Exception as exc:  # PIL raises many types for corrupt files
         raise DataError(f"{where}: unreadable mask ({exc})") from None
     if image.mode == "P":
-        return np.asarray(image, dtype=np.uint8), "indexed"
+        ids = np.asarray(image, dtype=np.uint8)
+        check_not_antialiased(ids, where)
+        return ids, "indexed", "P"
     if image.mode in ("L", "1", "LA", "RGB", "RGBA"):
         values = _grey_values(image, where)
         stray = np.setdiff1d(np.unique(values), [0, 255])
@@ -106,7 +116,7 @@ def read_annotation(data: bytes, where: str) -> tuple[np.ndarray, str]:
             raise DataError(
                 f"{where}: grayscale mask holds values {_short(stray)} besides 0 and 255 (anti-aliased edges?)"
             )
-        return (values == 255).astype(np.uint8), "binary"
+        return (values == 255).astype(np.uint8), "binary", image.mode
     raise DataError(f"{where}: unsupported mask mode {image.mode!r} (expected grayscale L or indexed P)")
 
 

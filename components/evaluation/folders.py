@@ -1,8 +1,8 @@
 """Scoring predictions stored in DAVIS layout (<sequence>/<frame>.png) against a ground-truth folder.
 
 Frames are streamed one at a time, so a long sequence never sits in memory whole. Every problem
-with the files (missing frame, size mismatch, more objects than the ground truth) is a
-DataError naming the file at fault.
+with the files (missing frame, size mismatch, more objects than the ground truth, ground truth that
+mixes palette and grayscale masks or looks anti-aliased) is a DataError naming the file at fault.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import numpy as np
 from tqdm import tqdm
 
 from components.errors import DataError
-from components.evaluation.masks import list_frames, list_sequences, read_label_map, resolve_annotation_root
+from components.evaluation.masks import (
+    check_mask_files,
+    list_frames,
+    list_sequences,
+    read_label_map,
+    resolve_annotation_root,
+)
 from components.evaluation.metrics import BOUNDARY_THRESHOLD
 from components.evaluation.protocol import (
     EvaluationResult,
@@ -47,6 +53,7 @@ def score_sequence_dir(
         raise DataError(f"{gt_seq_dir}: {len(frames)} annotated frames; scoring needs at least 3")
     if not pred_seq_dir.is_dir():
         raise DataError(f"no predictions for sequence {name}: {pred_seq_dir} is not a folder")
+    check_mask_files([gt_seq_dir / f"{frame}.png" for frame in frames], name)
     first_path = gt_seq_dir / f"{frames[0]}.png"
     num_objects = count_objects(read_label_map(first_path))
     if num_objects == 0:

@@ -7,11 +7,13 @@ object), and DAVIS 2017 / YouTube-VOS indexed PNGs whose palette index is the ob
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from components.data.mask_checks import check_not_antialiased, check_same_mode, first_mask_missing
 from components.errors import DataError
 
 VOID_ID = 255
@@ -25,7 +27,8 @@ def read_label_map(path: Path) -> np.ndarray:
     Indexed (P) images give their palette indices. A grayscale image holding only 0 and 255 is
     a DAVIS 2016 binary mask and becomes 0/1; any other grayscale image is read as object ids.
     Grey stored as LA/RGB/RGBA (equal colour channels, opaque) is read as grayscale: DAVIS 2016
-    ships such files (bear/00077.png is LA).
+    ships such files (bear/00077.png is LA). A map of ids that looks anti-aliased (many thin ids
+    on object borders, e.g. a mask resized with bilinear interpolation) is refused.
     """
     try:
         with Image.open(path) as image:
@@ -48,7 +51,32 @@ def read_label_map(path: Path) -> np.ndarray:
         if labels.min() < 0:
             raise DataError(f"{path}: negative object ids")
         labels = labels.astype(np.int64)
+    check_not_antialiased(labels, str(path))
     return labels
+
+
+def mask_mode(path: Path) -> str:
+    """The image mode of a mask PNG (`P`, `L`, `LA`, ...), read from its header only."""
+    try:
+        with Image.open(path) as image:
+            return image.mode
+    except FileNotFoundError:
+        raise DataError(f"missing mask {path}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read mask {path}: {exc}") from None
+
+
+def check_mask_files(paths: Sequence[Path], sequence: str, first_frame: Path | None = None) -> None:
+    """One sequence's mask files agree: all palette or all grayscale, and (when `first_frame` is given)
+    one of them is that frame's mask, matched by file stem. DataError naming the sequence and a file."""
+    paths = sorted(Path(p) for p in paths)
+    if not paths:
+        return
+    if first_frame is not None and not any(p.stem == first_frame.stem for p in paths):
+        raise first_mask_missing(sequence, str(paths[0].parent / f"{first_frame.stem}.png"), paths[0].name)
+    first = (str(paths[0]), mask_mode(paths[0]))
+    for path in paths[1:]:
+        check_same_mode(sequence, first, (str(path), mask_mode(path)))
 
 
 def _grey_channel(pixels: np.ndarray, path: Path, mode: str) -> np.ndarray:

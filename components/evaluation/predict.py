@@ -21,7 +21,7 @@ from torch import nn
 
 from components.config.schema import InferenceConfig
 from components.errors import DataError
-from components.evaluation.masks import read_label_map
+from components.evaluation.masks import check_mask_files, read_label_map
 from components.evaluation.predictions import SequenceFolder, propagate_to_folder
 from components.evaluation.reports import overlay
 from components.evaluation.videos import first_appearances, image_frames, image_size, list_image_files
@@ -57,6 +57,7 @@ def load_annotations(masks: Path, frame_paths: list[Path], size: tuple[int, int]
         if unmatched:
             raise DataError(f"mask {unmatched[0]} matches no frame (frames are matched by name, e.g. "
                             f"{frame_paths[0].stem}.png for {frame_paths[0].name})")
+        check_mask_files(files, frame_paths[0].parent.name, first_frame=frame_paths[0])
         given = {index[p.stem]: _read_mask(p, size) for p in files}
     elif masks.is_file():
         given = {0: _read_mask(masks, size)}

@@ -18,6 +18,7 @@ from PIL import Image
 from components.errors import DataError
 from components.evaluation.masks import (
     VOID_ID,
+    check_mask_files,
     list_frames,
     list_sequences,
     read_label_map,
@@ -148,6 +149,7 @@ def _davis_video(name: str, gt_dir: Path, image_dir: Path) -> EvalVideo:
     paths = list_image_files(image_dir)
     if not paths:
         raise DataError(f"no frames (.jpg/.jpeg/.png) in {image_dir}")
+    check_mask_files([gt_dir / f"{stem}.png" for stem in list_frames(gt_dir)], name, first_frame=paths[0])
     index = {p.stem: i for i, p in enumerate(paths)}
     ground_truth = {}
     for stem in list_frames(gt_dir):

@@ -16,10 +16,11 @@ from components.data.codec import (
     decode_jpeg,
     encode_jpeg,
     encode_mask,
-    read_annotation,
+    read_annotation_mode,
     resize_mask_short_side,
     resize_short_side,
 )
+from components.data.mask_checks import check_same_mode, first_mask_missing
 from components.data.records import VideoRecord, object_ids_in
 from components.errors import DataError
 
@@ -122,11 +123,14 @@ def build_video(
     masks_dir: str,
     options: ReadOptions,
     allowed_ids: set[int] | None = None,
+    starts_at_first_mask: bool = False,
 ) -> VideoRecord:
     """Read, check and (optionally) resize one video whose frames and masks are matched by file stem.
 
     `allowed_ids`: the object ids the dataset declares (YouTube-VOS meta.json); when None, the ids of
-    the first annotated mask are the palette, and any other id in a later mask is an error.
+    the first annotated mask are the palette, and any other id in a later mask is an error. The first
+    frame must have a mask, unless `starts_at_first_mask` (YouTube-VOS with all frames stored: the
+    video then starts at its first annotated frame). Masks must be all palette or all grayscale.
     """
     frames, masks = frame_files(folder, frames_dir), mask_files(folder, masks_dir)
     if not frames and not masks:
@@ -134,9 +138,13 @@ def build_video(
     orphans = sorted(set(masks) - set(frames))
     if orphans:
         raise DataError(f"{folder.shown(posixpath.join(masks_dir, masks[orphans[0]]))}: annotated frame without its image")
-    if not masks:
-        raise DataError(f"{folder.shown(masks_dir)}: no annotated frames for sequence {name!r}")
     stems = sorted(frames)
+    if stems[0] not in masks:
+        first = next((s for s in stems if s in masks), None)
+        if first is None or not starts_at_first_mask:
+            raise first_mask_missing(name, folder.shown(posixpath.join(masks_dir, f"{stems[0]}.png")),
+                                     masks[first] if first is not None else None)
+        stems = stems[stems.index(first):]
     blobs, size = [], None
     for stem in stems:
         path = posixpath.join(frames_dir, frames[stem])
@@ -148,12 +156,15 @@ def build_video(
         blobs.append(data)
     annotated, mask_blobs, frame_objects = [], [], []
     palette = allowed_ids
+    first_mode: tuple[str, str] | None = None
     for index, stem in enumerate(stems):
         if stem not in masks:
             continue
         path = posixpath.join(masks_dir, masks[stem])
         shown = folder.shown(path)
-        ids, convention = read_annotation(folder.read(path), shown)
+        ids, convention, mode = read_annotation_mode(folder.read(path), shown)
+        first_mode = first_mode or (shown, mode)
+        check_same_mode(name, first_mode, (shown, mode))
         if ids.shape != size:
             raise DataError(f"{shown}: mask size {ids.shape[1]}x{ids.shape[0]} differs from its frame {size[1]}x{size[0]}")
         present = object_ids_in(ids)

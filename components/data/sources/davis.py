@@ -1,7 +1,8 @@
 """DAVIS 2016 / 2017: `JPEGImages/[<resolution>/]<seq>/*.jpg` with `Annotations/[<resolution>/]<seq>/*.png`.
 
 DAVIS 2016 masks are grayscale (255 = the object), DAVIS 2017 masks are indexed (palette index =
-object id, 255 = void); `codec.read_annotation` tells them apart per file. An optional split names
+object id, 255 = void); `codec.read_annotation` tells them apart per file, and a sequence must not mix
+them. Every sequence's first frame needs its mask. An optional split names
 a file under `ImageSets/` (`train` finds `ImageSets/**/train.txt`) or is a path to a split file.
 """
 

@@ -2,7 +2,8 @@
 
 Annotations are sparse (every 5th frame in `train`, first appearances only in `valid`), objects may
 first appear after frame 0, and `meta.json` declares each video's object ids: a mask holding any
-other id is reported as anti-aliasing.
+other id is reported as anti-aliasing. A video's first mask is its first annotated frame: with all
+frames stored (`*_all_frames`), frames before it carry no mask and the video starts there.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class YoutubeVosSource:
             posixpath.join(self.annotations_dir, name),
             options,
             allowed_ids=self._objects[name],
+            starts_at_first_mask=True,
         )
 
 
