@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import mlflow
 import mlflow.pyfunc
 import numpy as np
@@ -38,6 +37,7 @@ from mlflow.tracking import MlflowClient
 from components.config import InferenceConfig, ProbeConfig, config_to_dict
 from components.errors import CorrvosError
 from components.model.checkpoint import ScoredSettings, read_checkpoint_metadata
+from components.storage import open_fs, storage_errors
 from pipelines.tracking import check_tracking_reachable
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -371,7 +371,8 @@ def _fetch_checkpoint(weights_uri: str, folder: Path, storage_options: dict[str,
 
     local = folder / "model.pt"
     try:
-        with fsspec.open(weights_uri, "rb", **(storage_options or {})) as handle:
+        fs, path = open_fs(weights_uri, storage_options)
+        with storage_errors(weights_uri, storage_options), fs.open(path, "rb") as handle:
             local.write_bytes(handle.read())
     except FileNotFoundError:
         raise CorrvosError(f"model {weights_uri!r}: file not found") from None

@@ -2,6 +2,9 @@
 
 Nothing here touches MLflow's global "active run" state: every call names its run id, so Ray
 workers, the stage driver and the DAG can log into the same run without stepping on each other.
+A tracking URI never carries credentials past `resolve_tracking_uri`: `http://user:PASSWORD@host`
+becomes `http://host` with MLflow's MLFLOW_TRACKING_USERNAME / _PASSWORD set in this process, and
+every MLflow request has a bounded timeout and retry count (`MLFLOW_REQUEST_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,27 @@ import numpy as np
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-SECRET_PREFIXES = ("storage.options",)  # credentials and endpoints: never logged
+from components.secrets import SECRET_KEYS, redact_uri, split_credentials, take_uri_credentials
+
+SECRET_PREFIXES = SECRET_KEYS  # credentials and endpoints: never logged
+# MLflow's own defaults (120 s per request, 7 retries with backoff) keep a dead server busy for minutes;
+# these bound one request at 20 s and a call to a silent server at ~40 s. A variable the user has set wins.
+MLFLOW_REQUEST_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+
+
+def bound_mlflow_requests() -> None:
+    """Give MLflow's HTTP requests this process makes (and Ray workers it starts) `MLFLOW_REQUEST_DEFAULTS`."""
+    for name, value in MLFLOW_REQUEST_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def resolve_tracking_uri(uri: str) -> str:
-    """Make a relative `sqlite:///path` absolute (Ray workers run in other directories) and create its folder."""
+    """The URI to hand MLflow: credentials moved to MLflow's variables, a relative `sqlite:///path` made absolute.
+
+    Ray workers run in other directories, so SQLite paths become absolute (their folder is created).
+    """
+    bound_mlflow_requests()
+    uri = take_uri_credentials(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         path = Path(uri[len("sqlite:///"):]).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +85,8 @@ class RunLogger:
     """Logs into one existing MLflow run by id (metrics in batches, params, images, files)."""
 
     def __init__(self, tracking_uri: str, run_id: str) -> None:
-        self.client = MlflowClient(tracking_uri)
+        bound_mlflow_requests()
+        self.client = MlflowClient(take_uri_credentials(tracking_uri))
         self.run_id = run_id
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
@@ -100,7 +120,12 @@ class RunLogger:
 
 
 def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
-    """Fail fast, in one line, on an http(s) tracking server that does not answer /health (MLflow retries for minutes)."""
+    """Fail fast, in one line, on an http(s) tracking server that does not answer /health (MLflow retries for minutes).
+
+    Credentials (in the URI, or MLflow's variables) are sent as MLflow sends them; a server that refuses
+    them is named as such. Messages show the URI without credentials.
+    """
+    import base64
     import urllib.error
     import urllib.request
 
@@ -108,9 +133,27 @@ def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
 
     if not uri.startswith(("http://", "https://")):
         return
+    clean, user, password = split_credentials(uri)
+    user = user or os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = password if password is not None else os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    headers = {}
+    if user and password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    shown = redact_uri(clean)
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+        with urllib.request.urlopen(urllib.request.Request(clean.rstrip("/") + "/health", headers=headers),
+                                    timeout=timeout_s):
             pass
-    except (urllib.error.URLError, OSError) as exc:
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            given = "refused the credentials given" if "Authorization" in headers else "requires credentials"
+            raise CorrvosError(f"tracking server {shown} {given} (HTTP {exc.code}): put them in the URI "
+                               "(http://USER:PASSWORD@host) or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD") from None
+        raise CorrvosError(f"tracking server {shown} answered /health with HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CorrvosError(f"tracking server {uri} unreachable ({reason})") from None
+        if isinstance(reason, TimeoutError):
+            reason = f"no answer within {timeout_s:g} s"
+        raise CorrvosError(f"tracking server {shown} unreachable ({reason})") from None

@@ -7,6 +7,7 @@ override them, so `model: {preset: small, value_dim: 96}` means "small, but with
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,10 +15,22 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from components import secrets
 from components.errors import ConfigError
 
 T = TypeVar("T")
 
+
+
+class ConfigYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-4` as the number YAML 1.2 (and every user) means, not a string."""
+
+
+ConfigYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
     """Construct dataclass `cls` from `data`, recursing into nested dataclasses and presets."""
@@ -39,28 +52,35 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = 
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where or 'config'}: {exc}") from None
+        message = str(exc)
+        named = where and message.startswith(f"{where}.")  # the range checks name the full dotted key already
+        raise ConfigError(message if named else f"{where or 'config'}: {message}") from None
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain-dict form of a config (tuples become lists) for YAML, JSON and MLflow params."""
-    def plain(value: Any) -> Any:
+    """Plain-dict form of a config (tuples become lists) for YAML, JSON, MLflow params and Ray payloads.
+
+    Secrets resolved from `${env:NAME}` references show as those references again, so a payload or a
+    document made from a config never holds their values (`components.secrets`).
+    """
+    def plain(value: Any, path: str) -> Any:
         if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {f.name: plain(getattr(value, f.name), _key(path, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
+            return [plain(v, path) for v in value]
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            items = {k: plain(v, _key(path, str(k))) for k, v in value.items()}
+            return secrets.unresolve(items) if path in secrets.SECRET_KEYS else items
         return value
 
-    return plain(config)
+    return plain(config, "")
 
 
 def load_yaml_config(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
     """Read a YAML file, apply `key.sub=value` overrides, and build `cls` strictly."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=ConfigYamlLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
@@ -74,7 +94,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     result = _deep_copy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value")
+            key = re.match(r"[\w.-]*", item.strip())[0]
+            shown = f"{key}..." if secrets.is_secret_key(key) else item  # never echo what may be a secret
+            raise ConfigError(f"override {shown!r}: expected key=value")
         dotted, raw = item.split("=", 1)
         keys = dotted.strip().split(".")
         node = result
@@ -83,7 +105,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
             node = child
-        node[keys[-1]] = yaml.safe_load(raw)
+        node[keys[-1]] = yaml.load(raw, Loader=ConfigYamlLoader)
     return result
 
 
@@ -104,6 +126,11 @@ def _deep_copy(data: Any) -> Any:
 
 def _key(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
+
+
+def _shown(value: Any, where: str) -> str:
+    """`value` as an error message may show it: a secret's value never."""
+    return f"a {type(value).__name__} (value hidden)" if secrets.is_secret_key(where) else repr(value)
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -138,8 +165,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+            raise ConfigError(f"{where}: expected a mapping, got {_shown(value, where)}")
+        return secrets.resolve(dict(value), where) if where in secrets.SECRET_KEYS else dict(value)
     if hint is Any:
         return value
     if hint is float:
@@ -156,6 +183,6 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+            raise ConfigError(f"{where}: expected a string, got {_shown(value, where)}")
+        return secrets.take_uri_credentials(value, where) if where in secrets.CREDENTIAL_URIS else value
     return value

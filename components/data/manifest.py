@@ -17,6 +17,7 @@ from typing import Any
 import fsspec
 
 from components.errors import DataError
+from components.storage import open_fs
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -112,7 +113,7 @@ class Manifest:
 
 def open_root(uri: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, root path) of a dataset URI: a local path, `file://...` or `s3://bucket/prefix`."""
-    fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    fs, root = open_fs(uri, storage_options)
     return fs, root.rstrip("/")
 
 

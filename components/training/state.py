@@ -1,5 +1,7 @@
 """A training checkpoint: weights, optimiser, step, RNG states, resolved config, dataset version.
 
+The config it stores is `public_config`'d: storage secrets hidden, tracking URI without a password.
+
 Serialised to bytes so it can travel through Ray Train's checkpoint directories and any fsspec
 storage; `capture_rng`/`restore_rng` make a resumed run draw the same random numbers it would have.
 Everything in it is tensors and plain containers, so it loads with `weights_only=True`: whoever can
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from components.secrets import public_config
 
 FORMAT = "corrvos-training/2"  # /1 held numpy RNG state as an array, which only full unpickling reads
 
@@ -54,6 +58,9 @@ class TrainingState:
     dataset_version: str
     scaler: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.config = public_config(self.config)  # whoever reads a checkpoint never reads a secret
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -29,11 +29,15 @@ def run_and_report(args: argparse.Namespace, rerun: str | None) -> int:
     """Load the config, run the DAG on the cluster, print the tables, write the summary."""
     from cluster.connect import ray_cluster
     from components.config import CorrvosConfig, load_yaml_config
+    from components.storage import check_storage_root
     from pipelines.dag.engine import check_inputs, resolve_locations, run_pipeline
     from pipelines.dag.report import print_report
 
     config = load_yaml_config(CorrvosConfig, args.config, args.set)
-    signatures = check_inputs(resolve_locations(config))  # one line and no Ray start-up on a bad path or server
+    resolved = resolve_locations(config)
+    # one line and no Ray start-up on an unreachable storage root, a bad path or server
+    check_storage_root(resolved.storage.root, resolved.storage.options)
+    signatures = check_inputs(resolved)
     with ray_cluster(args.address):
         result = run_pipeline(config, rerun=rerun, progress=not args.no_progress, signatures=signatures)
     summary = result.summary()

@@ -1,4 +1,7 @@
-"""`corrvos submit`: run the pipeline on a Ray cluster as a Ray Job and follow its logs."""
+"""`corrvos submit`: run the pipeline on a Ray cluster as a Ray Job and follow its logs.
+
+Secrets in the config or `--set` reach the job only through its environment (`cluster.submit`).
+"""
 
 from __future__ import annotations
 
@@ -52,7 +55,9 @@ def _parse_env(items: list[str]) -> dict[str, str]:
     env = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key or not key.replace("_", "").isalnum():
-            raise CorrvosError(f"--env {item!r}: expected KEY=VALUE")
+        if not sep:  # the item may be a value given without its name: never echo it
+            raise CorrvosError("--env: expected KEY=VALUE, got an item without '='")
+        if not key or not key.replace("_", "").isalnum():
+            raise CorrvosError(f"--env {key!r}=...: expected KEY=VALUE with KEY a variable name")
         env[key] = value
     return env

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import fsspec
 
 from components.config import DatasetSource
+from components.storage import open_fs
 
 MISSING = "missing"
 
@@ -20,7 +20,7 @@ def source_signature(source: DatasetSource, storage_options: dict[str, Any] | No
         return f"synthetic:{source.source}"
     if "://" not in source.source:
         return _local_signature(Path(source.source))
-    fs, root = fsspec.core.url_to_fs(source.source, **(storage_options or {}))
+    fs, root = open_fs(source.source, storage_options)
     if not fs.exists(root):
         return MISSING
     digest = hashlib.sha256()

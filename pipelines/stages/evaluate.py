@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import fsspec
 import torch
 
 from components.config import CorrvosConfig, config_to_dict
@@ -26,6 +25,7 @@ from components.model.checkpoint import load_inference_checkpoint
 from components.probe import ProbeRun, probe_videos
 from pipelines.stages.context import StageContext, named_datasets_with_role
 from pipelines.training.stage import dataset_version
+from components.storage import open_fs
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _held_out_version(config: CorrvosConfig, uri: str) -> str:
 
 def _upload(folder: Path, uri: str, storage_options: dict) -> None:
     """Every file under `folder` to the same relative path under `uri` (no nesting surprises from `put`)."""
-    fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+    fs, root = open_fs(uri, storage_options)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         fs.put_file(str(path), f"{root.rstrip('/')}/{path.relative_to(folder).as_posix()}")
 

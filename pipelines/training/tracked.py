@@ -1,7 +1,8 @@
 """A training stage inside its own MLflow run: params, tags, previews, loss curves, final weights.
 
-Only this driver and rank 0 of the workers log; both address the run by id. Storage credentials
-never reach MLflow (`pipelines.tracking.flatten_config` drops `storage.options`).
+Only this driver and rank 0 of the workers log; both address the run by id. No secret reaches
+MLflow: params leave out `storage.options` (`pipelines.tracking.flatten_config`) and the logged
+resolved.yaml shows them hidden (references kept) with the tracking URI redacted (`public_config`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from components.config import CorrvosConfig, config_to_dict
+from components.secrets import public_config
 from components.storage import read_bytes
 from components.training.curves import plot_curves
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, flatten_config, resolve_tracking_uri
@@ -37,6 +39,11 @@ def start_stage_run(config: CorrvosConfig, stage_name: str, parent_run_id: str |
     return tracking_uri, run.info.run_id
 
 
+def stage_params(public: dict, stage_name: str) -> dict[str, str]:
+    """The MLflow params of a training stage: its own section, model, loss and data, from a `public_config`."""
+    return {k: v for k, v in flatten_config(public).items() if k.startswith((f"{stage_name}.", "model.", "loss.", "data."))}
+
+
 def run_tracked_training_stage(
     config: CorrvosConfig,
     stage_name: str,
@@ -51,21 +58,20 @@ def run_tracked_training_stage(
 
     With `validation`, the run also gets a `val_jf` curve (held-out J&F during training).
     """
+    version = dataset_version(datasets, config.storage.options)  # a bad dataset fails before a run is opened
     tracking_uri, run_id = start_stage_run(config, stage_name, parent_run_id, run_id)
     logger = RunLogger(tracking_uri, run_id)
     stage = getattr(config, stage_name)
-    resolved = config_to_dict(config)
-    resolved["storage"]["options"] = {}
-    logger.log_params({k: v for k, v in flatten_config(resolved).items()
-                       if k.startswith((f"{stage_name}.", "model.", "loss.", "data."))})
+    resolved = public_config(config_to_dict(config))
+    logger.log_params(stage_params(resolved, stage_name))
     logger.set_tags({
-        "corrvos.dataset_version": dataset_version(datasets, config.storage.options),
+        "corrvos.dataset_version": version,
         "corrvos.code_version": code_version(),
         "corrvos.preset": f"model={config.model.preset} loss={config.loss.preset} stage={stage.preset}",
     })
     import yaml
 
-    logger.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
+    logger.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")  # public_config'd above
     client = MlflowClient(tracking_uri)
     try:
         outputs = run_training_stage(config, stage_name, datasets, output_uri, init_weights, tracking_uri, run_id,

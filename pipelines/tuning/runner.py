@@ -19,7 +19,6 @@ import os
 import re
 from typing import Any
 
-import fsspec
 import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -28,7 +27,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from components.config import CorrvosConfig, config_to_dict
 from components.errors import ConfigError, CorrvosError
-from components.storage import atomic_write_bytes, read_bytes
+from components.storage import atomic_write_bytes, read_bytes, open_fs
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.training.stage import ray_storage
 from pipelines.tuning.space import config_with_overrides, param_space, parse_space, plain
@@ -237,7 +236,7 @@ def _trial_id_from_path(path: str | None) -> str | None:
 
 
 def _exists(uri: str, options: dict) -> bool:
-    fs, path = fsspec.core.url_to_fs(uri, **options)
+    fs, path = open_fs(uri, options)
     return fs.exists(path)
 
 

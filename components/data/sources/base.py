@@ -8,7 +8,6 @@ import statistics
 from dataclasses import dataclass
 from typing import Protocol
 
-import fsspec
 import numpy as np
 
 from components.data.codec import (
@@ -23,6 +22,7 @@ from components.data.codec import (
 from components.data.mask_checks import check_same_mode, first_mask_missing
 from components.data.records import VideoRecord, object_ids_in
 from components.errors import DataError
+from components.storage import open_fs
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
@@ -55,7 +55,7 @@ class Folder:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri.rstrip("/") or "/"
-        self.fs, self.path = fsspec.core.url_to_fs(self.uri)
+        self.fs, self.path = open_fs(self.uri)
 
     def __getstate__(self) -> dict:
         return {"uri": self.uri}
