@@ -1,18 +1,31 @@
 """The `corrvos` command: discovers sub-commands in `pipelines.commands` and runs one.
 
-A `CorrvosError` (bad input, bad config) becomes one line on stderr and exit status 1.
+A `CorrvosError` (bad input, bad config) becomes one line on stderr and exit status 1. Local paths
+that reach Ray workers are made absolute here, where they are parsed (`local_path_or_uri`): Ray Train's
+workers run in another folder, so a relative `--data runs/data/x` would name nothing there.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import re
 import sys
 from types import ModuleType
 
 import pipelines.commands
 from components.errors import CorrvosError
+
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, file://, gs://, models:/ (a one-letter scheme is a drive)
+
+
+def local_path_or_uri(value: str) -> str:
+    """argparse type: a URI as given; a local path made absolute against the working directory, `~` expanded."""
+    if not value or URI.match(value):
+        return value
+    return os.path.abspath(os.path.expanduser(value))
 
 
 def _command_modules() -> list[ModuleType]:

@@ -8,6 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from components.config.ranges import (
+    AT_LEAST_1,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    at_least,
+    between,
+    check_finite,
+    check_order,
+    check_ranges,
+    each,
+    optional,
+)
 from components.config.roles import REPORTING_ROLE, steering_test_clash
 from components.data.config import DataConfig
 from components.data.selection import VideoSelection
@@ -92,10 +105,9 @@ class ModelConfig:
     backbone_weights: BackboneWeights = field(default_factory=BackboneWeights)
 
     def __post_init__(self) -> None:
-        if self.hidden_dim < 1 or self.num_ref_frames < 1:
-            raise ValueError("model.hidden_dim and model.num_ref_frames must be >= 1")
-        if not 0.0 <= self.deep_update_prob <= 1.0:
-            raise ValueError("model.deep_update_prob must lie in [0, 1]")
+        sizes = ("backbone_width", "key_dim", "value_dim", "head_dim", "hidden_dim", "num_ref_frames")
+        check_ranges(self, "model", {**dict.fromkeys(sizes, AT_LEAST_1), "decoder_dims": each(AT_LEAST_1),
+                                     "deep_update_prob": FRACTION})
 
 
 LOSS_PRESETS: dict[str, dict[str, Any]] = {
@@ -126,12 +138,13 @@ class LossConfig:
     cross_view_grid: int = 4
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ramp_start <= self.ramp_end <= 1.0:
-            raise ValueError("loss.ramp_start <= loss.ramp_end must lie in [0, 1]")
-        if not 0.0 <= self.bootstrap_start <= self.bootstrap_end <= 1.0:
-            raise ValueError("loss.bootstrap_start <= loss.bootstrap_end must lie in [0, 1]")
-        if not 0.0 < self.bootstrap_top_p <= 1.0:
-            raise ValueError("loss.bootstrap_top_p must lie in (0, 1]")
+        weights = ("seg_weight", "dice_weight", "pcl_weight", "cross_view_weight", "ocl_weight")
+        fractions = ("ramp_start", "ramp_end", "bootstrap_start", "bootstrap_end")
+        check_ranges(self, "loss", {**dict.fromkeys(weights, NON_NEGATIVE), **dict.fromkeys(fractions, FRACTION),
+                                    "bootstrap_top_p": between(0, 1, low_open=True),
+                                    "anchor_grid": AT_LEAST_1, "cross_view_grid": AT_LEAST_1})
+        check_order("loss", "ramp_start", self.ramp_start, "ramp_end", self.ramp_end)
+        check_order("loss", "bootstrap_start", self.bootstrap_start, "bootstrap_end", self.bootstrap_end)
 
     @property
     def uses_correspondence(self) -> bool:
@@ -155,8 +168,7 @@ class XMemMemoryConfig:
     num_prototypes: int = 128
 
     def __post_init__(self) -> None:
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError("inference.xmem.top_k must be >= 1 (or null for the full softmax)")
+        check_ranges(self, "inference.xmem", {"top_k": optional(AT_LEAST_1)})
         if not 1 <= self.work_min_frames < self.work_max_frames:
             raise ValueError("inference.xmem: need 1 <= work_min_frames < work_max_frames")
         if not 1 <= self.num_prototypes < self.long_term_max:
@@ -181,16 +193,10 @@ class InferenceConfig:
     xmem: XMemMemoryConfig = field(default_factory=XMemMemoryConfig)
 
     def __post_init__(self) -> None:
-        if self.memory_every < 1:
-            raise ValueError("inference.memory_every must be >= 1")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError("inference.top_k must be >= 1 (or null for the full softmax)")
-        if self.max_memory_frames is not None and self.max_memory_frames < 2:
-            raise ValueError("inference.max_memory_frames must be >= 2 (the first frame and one more)")
-        if self.max_short_side is not None and self.max_short_side < 16:
-            raise ValueError("inference.max_short_side must be >= 16")
-        if self.min_short_side is not None and self.min_short_side < 16:
-            raise ValueError("inference.min_short_side must be >= 16")
+        sides = dict.fromkeys(("max_short_side", "min_short_side"), optional(at_least(16)))
+        check_ranges(self, "inference", {"memory_every": AT_LEAST_1, "top_k": optional(AT_LEAST_1),
+                                         "max_memory_frames": optional(at_least(2)),  # the first frame and one more
+                                         **sides})
         if None not in (self.min_short_side, self.max_short_side) and self.min_short_side > self.max_short_side:
             raise ValueError("inference.min_short_side must not exceed inference.max_short_side")
 
@@ -225,6 +231,7 @@ class StageConfig:
     """One training stage (pretrain or train): schedule, optimiser, workers, durability."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = STAGE_PRESETS
+    SECTION: ClassVar[str] = "train"  # the config section, for error messages (PretrainConfig: pretrain)
 
     preset: str = "demo"
     iterations: int = 300
@@ -251,14 +258,23 @@ class StageConfig:
     fail_at_step: int | None = None  # fault injection for tests: rank 0 raises once at this step
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.batch_size < 1 or self.num_workers < 1:
-            raise ValueError("iterations, batch_size and num_workers must be >= 1")
+        counts = ("iterations", "batch_size", "num_workers", "cpus_per_worker", "checkpoint_every", "keep_checkpoints",
+                  "log_every", "image_every")
+        check_ranges(self, self.SECTION, {
+            **dict.fromkeys(counts, AT_LEAST_1), "learning_rate": POSITIVE, "lr_drop_at": each(FRACTION),
+            "lr_gamma": between(0, 1, low_open=True), "weight_decay": NON_NEGATIVE, "grad_clip": optional(NON_NEGATIVE),
+            "freeze_at": between(0, 4),  # trunk parts from the input
+            "seed": at_least(0), "max_failures": at_least(0), "fail_at_step": optional(at_least(0))})
         if self.batch_size % self.num_workers:
-            raise ValueError(f"batch_size {self.batch_size} must divide evenly over {self.num_workers} workers")
-        if self.checkpoint_every < 1 or self.log_every < 1 or self.image_every < 1 or self.keep_checkpoints < 1:
-            raise ValueError("checkpoint_every, log_every, image_every and keep_checkpoints must be >= 1")
-        if not 0 <= self.freeze_at <= 4:
-            raise ValueError(f"freeze_at must lie in [0, 4] (trunk parts from the input), got {self.freeze_at}")
+            raise ValueError(f"{self.SECTION}.batch_size {self.batch_size} must divide evenly over "
+                             f"{self.num_workers} workers")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(StageConfig):
+    """The `pretrain` stage: a StageConfig whose errors name `pretrain.*`."""
+
+    SECTION: ClassVar[str] = "pretrain"
 
 
 @dataclass(frozen=True)
@@ -269,6 +285,9 @@ class TrackingConfig:
     experiment: str = "corrvos"
     registered_model: str | None = None  # None: corrvos-<model.name>, one registered model per base
     promote_margin: float = 0.0  # `promote` moves `champion` only when J&F beats the champion's by more than this
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "tracking", {"promote_margin": NON_NEGATIVE})
 
 
 @dataclass(frozen=True)
@@ -300,8 +319,8 @@ class DatasetSource:
     repeat: int = 1  # times each video enters a training epoch (STCN: DAVIS x5 beside YouTube-VOS)
 
     def __post_init__(self) -> None:
-        if self.repeat < 1:
-            raise ValueError(f"dataset {self.name!r}: repeat must be >= 1")
+        # no section: the loader names the entry (pipeline.sources[i])
+        check_ranges(self, "", {"repeat": AT_LEAST_1, "short_side": optional(at_least(16))})
         if not self.name or "/" in self.name:
             raise ValueError(f"dataset name {self.name!r} must be non-empty and contain no '/'")
         if not self.roles:
@@ -327,8 +346,12 @@ class PipelineConfig:
     sources: tuple[DatasetSource, ...] = DEFAULT_SOURCES
     tune: bool = False  # run `tune` before `train` and train with the best trial's settings
     ingest_engine: Literal["ray", "threads"] = "threads"
+    # How many times a training stage that died of a retryable cause (worker or node loss, OOM kill)
+    # is run again, resuming from its checkpoint; 0 never retries.
+    stage_retries: int = 1
 
     def __post_init__(self) -> None:
+        check_ranges(self, "pipeline", {"stage_retries": at_least(0)})
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError("pipeline.sources: dataset names must be unique")
@@ -351,10 +374,8 @@ class EvaluateConfig:
     validate_videos: int = 4  # validation videos scored each time
 
     def __post_init__(self) -> None:
-        if self.validate_every is not None and self.validate_every < 1:
-            raise ValueError("evaluate.validate_every must be >= 1 (or null)")
-        if self.validate_videos < 1 or self.overlays < 0:
-            raise ValueError("evaluate.validate_videos must be >= 1 and evaluate.overlays >= 0")
+        check_ranges(self, "evaluate", {"max_videos": optional(AT_LEAST_1), "overlays": at_least(0),
+                                        "validate_every": optional(AT_LEAST_1), "validate_videos": AT_LEAST_1})
 
 
 DEFAULT_TUNE_SPACE: dict[str, Any] = {
@@ -381,10 +402,10 @@ class TuneConfig:
     cpus_per_trial: int = 1
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1 or self.max_concurrent < 1 or self.iterations < 1 or self.eval_every < 1:
-            raise ValueError("tune.num_samples, max_concurrent, iterations and eval_every must be >= 1")
-        if self.reduction_factor < 2 or self.grace_period < 1:
-            raise ValueError("tune.reduction_factor must be >= 2 and grace_period >= 1")
+        counts = ("num_samples", "max_concurrent", "iterations", "eval_every", "val_videos", "grace_period",
+                  "cpus_per_trial")
+        check_ranges(self, "tune", {**dict.fromkeys(counts, AT_LEAST_1), "reduction_factor": at_least(2),
+                                    "seed": at_least(0)})
 
 
 @dataclass(frozen=True)
@@ -410,24 +431,15 @@ class ProbeConfig:
     seed: int = 0  # point sampling
 
     def __post_init__(self) -> None:
-        if self.context_frames < 0:
-            raise ValueError("probe.context_frames must be >= 0")
-        if self.top_k < 1:
-            raise ValueError("probe.top_k must be >= 1")
-        if self.radius is not None and self.radius <= 0:
-            raise ValueError("probe.radius must be > 0 feature cells (or null for no limit)")
-        if not self.temperature > 0:
-            raise ValueError("probe.temperature must be > 0")
-        if self.max_short_side is not None and self.max_short_side < 16:
-            raise ValueError("probe.max_short_side must be >= 16")
+        check_ranges(self, "probe", {"context_frames": at_least(0), "top_k": AT_LEAST_1,
+                                     "radius": optional(POSITIVE),  # feature cells; null: no limit
+                                     "temperature": POSITIVE, "max_short_side": optional(at_least(16)),
+                                     "points_per_object": AT_LEAST_1, "reference_every": AT_LEAST_1,
+                                     "max_videos": optional(AT_LEAST_1), "seed": at_least(0)})
         if not self.radii_px or any(r <= 0 for r in self.radii_px):
             raise ValueError("probe.radii_px must be a non-empty list of positive pixel distances")
         if not self.frame_gaps or any(g < 1 for g in self.frame_gaps) or len(set(self.frame_gaps)) != len(self.frame_gaps):
             raise ValueError("probe.frame_gaps must be a non-empty list of distinct gaps >= 1")
-        if self.points_per_object < 1 or self.reference_every < 1:
-            raise ValueError("probe.points_per_object and probe.reference_every must be >= 1")
-        if self.max_videos is not None and self.max_videos < 1:
-            raise ValueError("probe.max_videos must be >= 1 (or null for all)")
 
 
 @dataclass(frozen=True)
@@ -438,7 +450,7 @@ class CorrvosConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    pretrain: StageConfig = field(default_factory=StageConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: StageConfig = field(default_factory=StageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -448,6 +460,7 @@ class CorrvosConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self, "")  # also the sections whose own checks live elsewhere (data.*)
         steers = [what for what, on in (("pipeline.tune", self.pipeline.tune),
                                         ("evaluate.validate_every", self.evaluate.validate_every is not None)) if on]
         if steers and not any("val" in s.roles for s in self.pipeline.sources):

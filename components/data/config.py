@@ -36,6 +36,8 @@ class IngestConfig:
             raise ValueError("jpeg_quality must lie in [1, 100]")
         if self.shard_mb < 1 or self.row_group_mb < 1:
             raise ValueError("shard_mb and row_group_mb must be >= 1")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (or null for every CPU), got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class VideoAugmentConfig:
         _check_common(self.crop_size, self.hflip_prob, self.grayscale_prob)
         if not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
             raise ValueError("crop_scale must satisfy 0 < low <= high <= 1")
+        _check_span("crop_ratio", self.crop_ratio)
+        _check_non_negative(frame_rotation=self.frame_rotation, frame_shear=self.frame_shear,
+                            color=min(self.color), frame_color=min(self.frame_color))
+        if not 0.0 <= self.plain_after <= 1.0:
+            raise ValueError(f"plain_after must lie in [0, 1], got {self.plain_after}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,10 @@ class StaticAugmentConfig:
         _check_common(self.crop_size, self.hflip_prob, self.grayscale_prob)
         if not 0.0 <= self.tps_prob <= 1.0 or self.tps_points < 3:
             raise ValueError("tps_prob must lie in [0, 1] and tps_points be >= 3")
+        _check_span("scale", self.scale)
+        _check_span("frame_scale", self.frame_scale)
+        _check_non_negative(frame_rotation=self.frame_rotation, frame_shear=self.frame_shear, tps_sigma=self.tps_sigma,
+                            color=min(self.color), frame_color=min(self.frame_color))
 
 
 @dataclass(frozen=True)
@@ -141,3 +152,16 @@ def _check_common(crop_size: int, hflip_prob: float, grayscale_prob: float) -> N
         raise ValueError("crop_size must be >= 16")
     if not (0.0 <= hflip_prob <= 1.0 and 0.0 <= grayscale_prob <= 1.0):
         raise ValueError("probabilities must lie in [0, 1]")
+
+
+def _check_span(name: str, span: tuple[float, float]) -> None:
+    """A (low, high) range of positive factors, low <= high."""
+    if len(span) != 2 or not 0.0 < span[0] <= span[1]:
+        raise ValueError(f"{name} must satisfy 0 < low <= high, got {list(span)}")
+
+
+def _check_non_negative(**values: float) -> None:
+    """Magnitudes (degrees, jitter strengths, sigmas) cannot be negative."""
+    for name, value in values.items():
+        if not value >= 0:  # also refuses NaN
+            raise ValueError(f"{name} must be >= 0, got {value}")

@@ -8,6 +8,7 @@ from components.data.config import IngestConfig
 from components.data.ingest import ingest
 from components.data.sources import KINDS
 from components.errors import ConfigError
+from pipelines.cli import local_path_or_uri
 
 NAME = "ingest"
 HELP = "ingest a DAVIS / YouTube-VOS / static / synthetic dataset into Parquet shards on a storage URI"
@@ -20,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="dataset folder or fsspec URI; for synthetic a spec like 'videos=32,frames=24,size=96,seed=0'",
     )
-    parser.add_argument("--out", required=True, help="output URI: a local path, file://... or s3://bucket/prefix")
+    parser.add_argument("--out", required=True, type=local_path_or_uri,
+                        help="output URI: a local path, file://... or s3://bucket/prefix")
     parser.add_argument("--short-side", type=int, default=None, help="downscale so the shorter side is N pixels")
     parser.add_argument("--on-error", choices=("fail", "skip"), default="fail", help="what to do with a bad video")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished dataset at --out")
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.kind != "synthetic" and not args.source:
         raise ConfigError(f"--source is required for --kind {args.kind}")
+    source_arguments(args)
     try:
         config = IngestConfig(
             short_side=args.short_side,
@@ -44,15 +47,19 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    manifest = ingest(
-        args.kind,
-        args.source,
-        args.out,
-        config,
-        overwrite=args.overwrite,
-        split=args.split,
-        resolution=args.resolution,
-    )
+    from components.storage import check_storage_root, storage_errors
+
+    check_storage_root(args.out)
+    with storage_errors(args.out):
+        manifest = ingest(
+            args.kind,
+            args.source,
+            args.out,
+            config,
+            overwrite=args.overwrite,
+            split=args.split,
+            resolution=args.resolution,
+        )
     counts = manifest.counts
     print(
         f"{args.out}: {counts['videos']} videos, {counts['frames']} frames ({counts['annotated_frames']} annotated),"
@@ -61,3 +68,9 @@ def run(args: argparse.Namespace) -> int:
     for item in manifest.skipped:
         print(f"skipped {item['video']}: {item['reason']}")
     return 0
+
+
+def source_arguments(args: argparse.Namespace) -> None:
+    """Make `--source` absolute when it is a folder (Ray tasks read it); a synthetic spec is not a path."""
+    if args.kind != "synthetic":
+        args.source = local_path_or_uri(args.source)

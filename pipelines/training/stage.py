@@ -4,6 +4,10 @@
 nothing of the DAG or caching. Ray Train keeps its checkpoints under `<output>/ray/`; running the
 stage again with the same output resumes from the newest one (Ray Train v2 restores a run of the
 same name and storage path). The inference weights (no head g) are written last, to `<output>/model.pt`.
+
+Ray Train restarts the worker group after a worker error (`max_failures`); a `CorrvosError` (bad data,
+bad config, unreadable weights) would fail the same way on every restart, so it ends the stage at once
+(`StopOnCorrvosError`), and the stage's error names the worker's own message.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import fsspec
 import pyarrow.fs
 import ray.train
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig, UserCallback, WorkerGroupError
 from ray.train.torch import TorchTrainer
 
 from components.config import CorrvosConfig, config_to_dict
@@ -28,12 +31,34 @@ from components.model.train_wrapper import HEAD_PREFIX
 from components.training.state import TrainingState
 from pipelines.training.worker import STATE_FILE, PeriodicValidation, train_worker
 from pipelines.versioning import code_version
+from components.storage import open_fs
 
 STAGES = ("pretrain", "train")
 
 
 class TrainingFailed(CorrvosError):
-    """Ray Train gave up on the stage (after its allowed worker restarts)."""
+    """Ray Train gave up on the stage (after its allowed worker restarts, or at once on a CorrvosError).
+
+    `retryable` is set (an instance attribute, so it survives pickling) when no cause was a CorrvosError:
+    workers or nodes lost, OOM kills, errors outside corrvos; running the stage again may then succeed.
+    """
+
+    retryable = False
+
+
+def cannot_succeed_on_retry(error: BaseException) -> bool:
+    """A CorrvosError (bad data, config, weights) fails alike on every restart; a class opts out with `retryable = True`."""
+    return isinstance(error, CorrvosError) and not getattr(error, "retryable", False)
+
+
+class StopOnCorrvosError(UserCallback):
+    """Ends the run at the first worker error that cannot succeed on retry, instead of restarting `max_failures` times."""
+
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        """Runs on the Ray Train controller; raising here fails the run without consulting `max_failures`."""
+        for rank in sorted(worker_exceptions):
+            if cannot_succeed_on_retry(worker_exceptions[rank]):
+                raise worker_exceptions[rank]
 
 
 def run_training_stage(
@@ -56,7 +81,8 @@ def run_training_stage(
         raise ValueError(f"unknown training stage {stage_name!r}")
     stage = getattr(config, stage_name)
     output_uri = _absolute(output_uri)
-    version = dataset_version(datasets, config.storage.options)
+    version = dataset_version(datasets, config.storage.options)  # reads every manifest: a bad dataset fails here
+    check_inputs(init_weights, validation, config.storage.options)
     public = config_to_dict(config)
     public["storage"]["options"] = {}
     payload: dict[str, Any] = {
@@ -83,13 +109,13 @@ def run_training_stage(
             storage_filesystem=storage_fs,
             failure_config=FailureConfig(max_failures=stage.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=stage.keep_checkpoints),
-            callbacks=list(callbacks) or None,
+            callbacks=[*callbacks, StopOnCorrvosError()],  # last: the others still see the error
         ),
     )
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as exc:
-        raise TrainingFailed(f"stage {stage_name} failed: {_first_line(exc)}") from None
+        raise stage_failure(stage_name, exc) from None
     if result.checkpoint is None:
         raise TrainingFailed(f"stage {stage_name} finished without a checkpoint")
     state = read_training_state(result.checkpoint)
@@ -101,6 +127,50 @@ def run_training_stage(
     metadata = {"stage": stage_name, "step": state.step, "dataset_version": version, "code_version": code_version()}
     save_inference_checkpoint(model_uri, inference_state, model_config, metadata)
     return {"model": model_uri, "checkpoints": f"{output_uri}/ray/{stage_name}"}
+
+
+def check_inputs(init_weights: str | None, validation: PeriodicValidation | None, options: dict[str, Any]) -> None:
+    """Refuse, on the driver and before any worker starts, init weights that are not there and unreadable validation sets."""
+    if init_weights:
+        try:
+            fs, path = open_fs(init_weights, options)
+            found = fs.isfile(path)
+        except (ValueError, ImportError, OSError) as exc:  # an unknown protocol, a missing fsspec backend, I/O
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CorrvosError(f"init weights {init_weights}: cannot open ({reason})") from None
+        if not found:
+            raise CorrvosError(f"init weights {init_weights}: not found")
+    for uri in validation.datasets if validation else ():
+        VideoDataset(uri, options)  # reads the manifest
+
+
+def stage_failure(stage_name: str, exc: BaseException) -> TrainingFailed:
+    """The stage's error for a Ray Train failure: one line saying why, `retryable` unless a cause cannot succeed."""
+    failure = TrainingFailed(f"stage {stage_name} failed: {failure_reason(exc)}")
+    failure.retryable = not any(cannot_succeed_on_retry(cause) for cause in _causes(exc))
+    return failure
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why Ray Train failed: the workers' CorrvosError if any, else the first worker's (or controller's) error."""
+    causes = _causes(exc)
+    cause = next((c for c in causes if isinstance(c, CorrvosError)), causes[0] if causes else None)
+    if cause is None:
+        return _first_line(exc)
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if not isinstance(cause, CorrvosError):
+        text = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    return text[:300]
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions behind a Ray Train failure: each failed worker's (by rank), or the controller's."""
+    if isinstance(exc, WorkerGroupError):
+        return [exc.worker_failures[rank] for rank in sorted(exc.worker_failures)]
+    if isinstance(exc, ControllerError):
+        return [exc.controller_failure]
+    return []
 
 
 def read_training_state(checkpoint: ray.train.Checkpoint) -> TrainingState:
@@ -122,7 +192,7 @@ def ray_storage(uri: str, options: dict[str, Any]) -> tuple[str, pyarrow.fs.File
         path = os.path.abspath(uri.removeprefix("file://"))
         os.makedirs(path, exist_ok=True)
         return path, None
-    fs, path = fsspec.core.url_to_fs(uri, **options)
+    fs, path = open_fs(uri, options)
     return path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
 
 
