@@ -1,7 +1,8 @@
 """Ingestion: read a source's videos in parallel, write Parquet shards, commit with the manifest.
 
 Shards go to a fresh `parts-<id>/` prefix that nothing references until `manifest.json` is written
-last; a failure removes the prefix, so a reader never sees half a dataset. Videos are read in
+last; a failure removes the prefix, so a reader never sees half a dataset. A prefix a killed ingest
+left behind is swept by the next ingest of that output (`shards.sweep_orphan_prefixes`). Videos are read in
 parallel (Ray tasks, or threads for small jobs) but written in name order, so the content hash
 never depends on scheduling.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import posixpath
+import sys
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from tqdm import tqdm
 from components.data.config import IngestConfig
 from components.data.manifest import Manifest, open_root, read_manifest, write_manifest
 from components.data.selection import VideoSelection
-from components.data.shards import ShardWriter
+from components.data.shards import ShardWriter, claim_prefix, new_prefix_name, release_prefix, sweep_orphan_prefixes
 from components.data.sources import ReadOptions, VideoSource, open_source
 from components.errors import DataError
 
@@ -61,12 +63,13 @@ def ingest(
         raise DataError(
             f"{out}: already holds a finished dataset (content hash {previous.content_hash[:12]}); pass --overwrite to replace it"
         )
-    prefix = f"parts-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix_name(datetime.datetime.now(datetime.timezone.utc), uuid.uuid4().hex[:8])
     writer = ShardWriter(fs, root, prefix, config.shard_mb << 20, config.row_group_mb << 20)
     options = ReadOptions(short_side=config.short_side, jpeg_quality=config.jpeg_quality)
     skipped: list[dict[str, str]] = []
     outcomes = None
     try:
+        claim_prefix(fs, root, prefix)
         outcomes = _read_all(src, names, options, config)
         for name, row, error in tqdm(outcomes, total=len(names), desc=f"ingest {kind}", unit="video", disable=not progress):
             if error is not None:
@@ -94,9 +97,14 @@ def ingest(
         writer.abort()
         _remove(fs, posixpath.join(root, prefix))
         raise
+    release_prefix(fs, root, prefix)
     if previous is not None:
         for old in {posixpath.dirname(s.path) for s in previous.shards} - {prefix}:
             _remove(fs, posixpath.join(root, old))
+    swept = sweep_orphan_prefixes(fs, root, keep={prefix})
+    if swept and progress:
+        print(f"{out}: removed {len(swept)} unfinished shard folder(s) of killed ingests: {', '.join(swept)}",
+              file=sys.stderr)
     return manifest
 
 

@@ -1,11 +1,16 @@
-"""`corrvos status CONFIG`: each stage's state, output URI and MLflow run, without running anything."""
+"""`corrvos status CONFIG`: each stage's state, output URI and MLflow run, without running anything.
+
+A stage recorded as running is checked against the process that runs it: one whose pid is gone from
+this host shows as `interrupted (pid N gone)`; one on another host as `running on HOST (pid N)`.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "status"
-HELP = "show each pipeline stage: done / reused / running / failed / not started, its output URI and MLflow run"
+HELP = ("show each pipeline stage: done / reused / running / interrupted / failed / not started, "
+        "its output URI and MLflow run")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

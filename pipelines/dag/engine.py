@@ -1,7 +1,10 @@
 """The pipeline on Ray: one `ray.remote` task per stage, chained by passing ObjectRefs.
 
 Ray schedules each stage when its inputs are ready and on a node with its resources; stages that
-drive Ray Train or Tune take no CPU themselves (their workers do). One MLflow parent run per call.
+drive Ray Train or Tune take no CPU themselves (their workers do). One MLflow parent run per call;
+the pipeline state records which process drives it, so the next call ends the MLflow runs of a
+driver that a kill -9 left behind (status KILLED). Training stages are run again after a retryable
+death (`pipeline.stage_retries`).
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from tqdm import tqdm
 
 from components.config import CorrvosConfig, config_from_dict, config_to_dict
 from components.errors import ConfigError, CorrvosError, DataError
-from pipelines.dag.execute import StageOutcome, execute_stage, stage_folder
+from components.liveness import process_gone
+from components.storage import storage_errors
+from pipelines.dag.execute import Driver, StageOutcome, execute_stage, stage_folder
 from pipelines.dag.graph import StageNode, active_stages, plan, with_resolved_precision
-from pipelines.dag.records import StageStore
+from pipelines.dag.records import StageStore, running_state
 from pipelines.dag.sources import MISSING, source_signature
-from pipelines.dag.state import PipelineState
+from pipelines.dag.state import DriverRecord, PipelineState
 from pipelines.tracking import check_tracking_reachable, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.versioning import code_version
 
 STAGE_CPUS = {"ingest": 1, "evaluate": 1}  # the others drive Ray Train / Tune or MLflow and take none
+RETRIED_STAGES = ("pretrain", "train")  # resume from their checkpoints, so another attempt loses little
+KILLED_TAG = "corrvos.killed"
 
 
 class StageFailed(CorrvosError):
@@ -82,7 +89,8 @@ def check_inputs(config: CorrvosConfig) -> dict[str, str]:
     """
     signatures = {}
     for index, source in enumerate(config.pipeline.sources):
-        signatures[source.name] = source_signature(source, config.storage.options)
+        with storage_errors(source.source, config.storage.options):
+            signatures[source.name] = source_signature(source, config.storage.options)
         if not source.optional and signatures[source.name] == MISSING:
             raise DataError(f"pipeline.sources[{index}] ({source.name}): {source.source} not found")
     check_tracking_reachable(config.tracking.mlflow_uri)
@@ -122,12 +130,33 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
         "corrvos.pipeline": config.pipeline.name, "corrvos.code_version": code_version(),
         "corrvos.rerun": rerun or "",
     }).info.run_id
-    client.log_text(parent, _public_yaml(config), "config/resolved.yaml")
+    driver = state.register_driver(parent)
+    try:
+        end_stale_runs(state, client, parent)
+        client.log_text(parent, _public_yaml(config), "config/resolved.yaml")
+        result = _run_stages(config, state, nodes, client, parent, Driver(driver.host, driver.pid), progress)
+    except BaseException as exc:
+        _end_parent(client, parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        state.release_driver(parent)
+    return result
+
+
+def _run_stages(config: CorrvosConfig, state: PipelineState, nodes: list[StageNode], client: MlflowClient,
+                parent: str, driver: Driver, progress: bool) -> PipelineRun:
+    """Submit every stage as a Ray task, wait for each in order, save the summary, finish the parent run."""
+    tracking_uri = config.tracking.mlflow_uri
     payload = config_to_dict(config)
+    retries = getattr(config.pipeline, "stage_retries", 1)
     refs: dict[str, ray.ObjectRef] = {}
     for node in nodes:
-        task = _stage_task.options(num_cpus=STAGE_CPUS.get(node.name, 0), name=f"corrvos-{node.name}")
-        refs[node.name] = task.remote(node, payload, tracking_uri, parent, progress, *[refs[i] for i in node.inputs])
+        stage_retries = retries if node.name in RETRIED_STAGES else 0
+        # Ray runs the task again only when its process dies (retry_exceptions=False): a system failure
+        task = _stage_task.options(num_cpus=STAGE_CPUS.get(node.name, 0), name=f"corrvos-{node.name}",
+                                   max_retries=stage_retries, retry_exceptions=False)
+        refs[node.name] = task.remote(node, payload, tracking_uri, parent, progress, stage_retries, driver,
+                                      *[refs[i] for i in node.inputs])
     outcomes: dict[str, StageOutcome] = {}
     with tqdm(total=len(nodes), desc="pipeline", unit="stage", disable=not progress) as bar:
         for node in nodes:
@@ -153,9 +182,51 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
 
 @ray.remote(max_retries=0)
 def _stage_task(node: StageNode, payload: dict[str, Any], tracking_uri: str, parent_run_id: str,
-                progress: bool, *upstream: StageOutcome) -> StageOutcome:
+                progress: bool, retries: int, driver: Driver, *upstream: StageOutcome) -> StageOutcome:
     config = config_from_dict(CorrvosConfig, payload)
-    return execute_stage(node, config, tracking_uri, parent_run_id, {o.name: o.outputs for o in upstream}, progress)
+    return execute_stage(node, config, tracking_uri, parent_run_id, {o.name: o.outputs for o in upstream}, progress,
+                         retries=retries, driver=driver)
+
+
+def end_stale_runs(state: PipelineState, client: MlflowClient, current_parent: str) -> list[str]:
+    """End the MLflow runs of every recorded pipeline run whose driver process is gone from this host.
+
+    The parent run and each of its descendants still RUNNING become KILLED, tagged `corrvos.killed`
+    with the reason; their driver records are removed. A driver alive here, or on another host (which
+    this process cannot check), is left alone. Returns the parent run ids ended.
+    """
+    ended = []
+    for record in state.drivers():
+        if record.parent_run_id == current_parent or not process_gone(record.host, record.pid):
+            continue
+        _kill_run_tree(client, record.parent_run_id, _killed_reason(record, current_parent))
+        state.release_driver(record.parent_run_id)
+        ended.append(record.parent_run_id)
+    return ended
+
+
+def _killed_reason(record: DriverRecord, current_parent: str) -> str:
+    return (f"driver pid {record.pid} on {record.host} (started {record.started or '?'}) was gone; "
+            f"ended by pipeline run {current_parent}")
+
+
+def _kill_run_tree(client: MlflowClient, run_id: str, reason: str, depth: int = 3) -> None:
+    """Mark `run_id` KILLED if it is still RUNNING, and likewise its descendants (stages, tune trials)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return  # deleted by hand, or another store: nothing to end
+    if run.info.status == "RUNNING":
+        client.set_tag(run_id, KILLED_TAG, reason)
+        client.set_terminated(run_id, status="KILLED")
+    if depth == 0:
+        return
+    children = client.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+                                  max_results=1000)
+    for child in children:
+        _kill_run_tree(client, child.info.run_id, reason, depth - 1)
 
 
 def _record_failure(state: PipelineState, client: MlflowClient, parent: str, outcomes: dict[str, StageOutcome],
@@ -166,6 +237,15 @@ def _record_failure(state: PipelineState, client: MlflowClient, parent: str, out
                              "mlflow_run_id": None, "fingerprint": node.fingerprint, "uri": None}
     state.save_summary({"stages": stages, "jf": None, "model_uri": None, "champion_uri": None, "parent_run_id": parent})
     client.set_terminated(parent, status="FAILED")
+
+
+def _end_parent(client: MlflowClient, parent: str, status: str) -> None:
+    """Leave no parent run RUNNING on the way out of an error (one StageFailed has not marked already)."""
+    try:
+        if client.get_run(parent).info.status == "RUNNING":
+            client.set_terminated(parent, status=status)
+    except Exception:  # the tracking store itself may be what failed; the original error matters more
+        pass
 
 
 def _cause_line(exc: BaseException) -> str:
@@ -180,9 +260,9 @@ def _cause_line(exc: BaseException) -> str:
 def _public_yaml(config: CorrvosConfig) -> str:
     import yaml
 
-    plain = config_to_dict(config)
-    plain["storage"]["options"] = {}
-    return yaml.safe_dump(plain, sort_keys=False)
+    from components.secrets import public_config
+
+    return yaml.safe_dump(public_config(config_to_dict(config)), sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -207,7 +287,7 @@ def pipeline_status(config: CorrvosConfig) -> list[StageStatus]:
         if record is None:
             rows.append(StageStatus(node.name, "not started", folder, None))
             continue
-        state = record.state
+        state = running_state(record) if record.state == "running" else record.state
         previous = last.get(node.name, {})
         if state == "done" and previous.get("fingerprint") == node.fingerprint and previous.get("state") == "reused":
             state = "reused"

@@ -1,11 +1,14 @@
 """Run one stage durably: reuse a verified success record, else run it in its MLflow child run.
 
 A stage that crashed (its `_RUNNING.json` or `_FAILED.json` is there) runs again in the same
-MLflow run and the same folder, so a training stage resumes from its own checkpoints.
+MLflow run and the same folder, so a training stage resumes from its own checkpoints. A stage given
+`retries` is run again, the same way, when it dies of a cause that another attempt can survive (a Ray
+worker, actor or node lost, an OOM kill), never when its own code raised.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -13,10 +16,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.config import CorrvosConfig
+from components.errors import CorrvosError
 from pipelines.dag.graph import StageNode
 from pipelines.dag.records import FAILED, RUNNING, SUCCESS, StageRecord, StageStore, outputs_exist
 from pipelines.stages.context import StageContext
-from pipelines.tracking import ensure_experiment, default_artifact_root
+from pipelines.tracking import default_artifact_root, ensure_experiment
 
 StageFunction = Callable[[CorrvosConfig, StageContext], dict[str, str]]
 
@@ -49,10 +53,24 @@ def stage_folder(config: CorrvosConfig, node: StageNode) -> str:
     return f"{config.storage.root.rstrip('/')}/stages/{node.name}/{node.fingerprint}"
 
 
+class StageGaveUp(CorrvosError):
+    """A retried stage was started again (by Ray, after its process died) with no attempt left."""
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The `corrvos run` process that submitted a stage, recorded beside the stage's own process."""
+
+    host: str = ""
+    pid: int = 0
+
+
 def execute_stage(node: StageNode, config: CorrvosConfig, tracking_uri: str, parent_run_id: str | None,
-                  inputs: dict[str, dict[str, str]], progress: bool = True) -> StageOutcome:
+                  inputs: dict[str, dict[str, str]], progress: bool = True, retries: int = 0,
+                  driver: Driver = Driver()) -> StageOutcome:
     """Reuse the stage's verified outputs or run it; records `_SUCCESS.json` last. `progress`: the
-    stage may draw progress bars."""
+    stage may draw progress bars; `retries`: attempts allowed after a retryable death (`is_retryable`),
+    counted across this pipeline run, a Ray retry of the stage task included."""
     folder = stage_folder(config, node)
     options = config.storage.options
     store = StageStore(folder, options)
@@ -69,16 +87,35 @@ def execute_stage(node: StageNode, config: CorrvosConfig, tracking_uri: str, par
     else:
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, "corrvos.resumed", "true")
-    store.write(RUNNING, StageRecord(node.name, node.fingerprint, "running", mlflow_run_id=run_id))
+    attempt = 1
+    if earlier is not None and parent_run_id and earlier.parent_run_id == parent_run_id:
+        attempt = earlier.attempt + 1  # Ray retried this task after its process died
     context = StageContext(folder, inputs, tracking_uri, run_id, parent_run_id, dict(options), progress)
-    try:
-        outputs = stage_functions()[node.name](config, context)
-    except BaseException as exc:
-        store.write(FAILED, StageRecord(node.name, node.fingerprint, "failed", mlflow_run_id=run_id,
-                                        error=_first_line(exc)))
-        store.remove(RUNNING)
-        client.set_terminated(run_id, status="FAILED")
-        raise
+    while True:
+        running = StageRecord(node.name, node.fingerprint, "running", mlflow_run_id=run_id, driver_host=driver.host,
+                              driver_pid=driver.pid, parent_run_id=parent_run_id, attempt=attempt)
+        store.write(RUNNING, running)
+        if attempt > 1:
+            client.set_tag(run_id, "corrvos.attempts", str(attempt))
+        try:
+            if attempt > retries + 1:
+                raise StageGaveUp(f"stage {node.name}: its process died on attempt {attempt - 1} of {retries + 1}")
+            outputs = stage_functions()[node.name](config, context)
+            break
+        except BaseException as exc:
+            if attempt <= retries and is_retryable(exc):
+                print(f"stage {node.name}: attempt {attempt} of {retries + 1} lost ({_first_line(exc)}); "
+                      "running it again from its checkpoint", file=sys.stderr, flush=True)
+                client.set_tag(run_id, "corrvos.retry_cause", _first_line(exc))
+                client.update_run(run_id, status="RUNNING")
+                attempt += 1
+                continue
+            store.write(FAILED, StageRecord(node.name, node.fingerprint, "failed", mlflow_run_id=run_id,
+                                            error=_first_line(exc), driver_host=driver.host, driver_pid=driver.pid,
+                                            parent_run_id=parent_run_id, attempt=attempt))
+            store.remove(RUNNING)
+            client.set_terminated(run_id, status="FAILED")
+            raise
     store.write(SUCCESS, StageRecord(node.name, node.fingerprint, "done", outputs, run_id))
     store.remove(RUNNING)
     store.remove(FAILED)
@@ -104,6 +141,43 @@ def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
     except MlflowException:
         return False
     return True
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when `exc` comes from losing a process or node, not from the stage's own code.
+
+    Retryable: a Ray worker crash, a dead actor (a Ray Train worker killed, by the OOM monitor too),
+    a dead node, an OOM kill, and a Ray Train failure whose worker failures include one of those
+    (collateral errors on the surviving ranks do not count against it). Anything the stage code raised
+    (CorrvosError, ConfigError, DataError, any Python exception) is not.
+    """
+    import ray.exceptions
+
+    lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
+            ray.exceptions.RayActorError)  # ActorDiedError is a RayActorError
+    pending, seen = [exc], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, lost) and not getattr(error, "actor_init_failed", False):
+            return True  # (an actor whose constructor raised died of its own code)
+        if isinstance(error, ray.exceptions.RayTaskError):
+            pending.append(error.cause)  # a task raised: retryable only if what it raised is
+        pending.extend(getattr(error, "worker_failures", {}).values())  # ray.train.WorkerGroupError
+        pending.append(getattr(error, "health_check_failure", None))  # a Ray Train worker that stopped answering
+        pending.append(getattr(error, "controller_failure", None))  # ray.train.ControllerError
+        pending.append(error.__cause__)
+        if _wraps_ray_train(error):
+            pending.append(error.__context__)  # `TrainingFailed` is raised `from None` over Ray Train's error
+    return False
+
+
+def _wraps_ray_train(error: BaseException) -> bool:
+    """The training driver's `TrainingFailed` hides Ray Train's error as its context."""
+    training = sys.modules.get("pipelines.training.stage")
+    return training is not None and isinstance(error, training.TrainingFailed)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """Stage records on storage: `_RUNNING.json` while a stage runs, `_FAILED.json`, and `_SUCCESS.json` last.
 
 A success record lists the stage's outputs; a cache hit is only trusted when those outputs still
-exist (an artifact deleted behind the pipeline's back makes the stage run again).
+exist (an artifact deleted behind the pipeline's back makes the stage run again). Every record names
+the process that wrote it (the Ray worker running the stage) and the pipeline's driver, with their
+hosts, so `corrvos status` can tell a running stage from one a kill -9 left behind.
 """
 
 from __future__ import annotations
@@ -9,13 +11,12 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import fsspec
 
-from components.storage import atomic_write_bytes, read_bytes
+from components.liveness import process_gone, this_host
+from components.storage import atomic_write_bytes, read_bytes, open_fs
 
 SUCCESS, RUNNING, FAILED = "_SUCCESS.json", "_RUNNING.json", "_FAILED.json"
 
@@ -31,8 +32,23 @@ class StageRecord:
     mlflow_run_id: str | None = None
     error: str | None = None
     at: str = ""
-    host: str = ""
+    host: str = ""  # the process that wrote the record (the stage's Ray worker), stamped by `StageStore.write`
     pid: int = 0
+    driver_host: str = ""  # the `corrvos run` process that submitted the stage
+    driver_pid: int = 0
+    parent_run_id: str | None = None  # the pipeline run (MLflow parent) this attempt belongs to
+    attempt: int = 1  # 1 + retries so far within that pipeline run
+
+
+def running_state(record: StageRecord) -> str:
+    """What `status` says of a `running` record: checked against its processes where this host can tell."""
+    if process_gone(record.host, record.pid):
+        return f"interrupted (pid {record.pid} gone)"
+    if record.host == this_host():
+        return "running"
+    if process_gone(record.driver_host, record.driver_pid):
+        return f"interrupted (driver pid {record.driver_pid} gone)"
+    return f"running on {record.host} (pid {record.pid})" if record.host else "running"
 
 
 class StageStore:
@@ -49,15 +65,21 @@ class StageStore:
             return None
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # a torn or foreign record counts as absent
-        return StageRecord(**data)
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(StageRecord)}
+        try:
+            return StageRecord(**{k: v for k, v in data.items() if k in known})  # fields a newer version added are ignored
+        except TypeError:
+            return None
 
     def write(self, name: str, record: StageRecord) -> StageRecord:
-        stamped = StageRecord(**{**asdict(record), "at": _now(), "host": socket.gethostname(), "pid": os.getpid()})
+        stamped = StageRecord(**{**asdict(record), "at": _now(), "host": this_host(), "pid": os.getpid()})
         atomic_write_bytes(f"{self.folder}/{name}", json.dumps(asdict(stamped), indent=2).encode(), self.options)
         return stamped
 
     def remove(self, name: str) -> None:
-        fs, path = fsspec.core.url_to_fs(f"{self.folder}/{name}", **self.options)
+        fs, path = open_fs(f"{self.folder}/{name}", self.options)
         if fs.exists(path):
             fs.rm(path)
 
@@ -77,7 +99,7 @@ def outputs_exist(outputs: dict[str, str], storage_root: str, storage_options: d
             if not _model_version_exists(value, tracking_uri):
                 return False
         elif value.startswith(storage_root.rstrip("/") + "/"):
-            fs, path = fsspec.core.url_to_fs(value, **(storage_options or {}))
+            fs, path = open_fs(value, storage_options)
             if not fs.exists(path):
                 return False
     return True

@@ -4,7 +4,9 @@ It reads rank and world size from `ray.train.get_context()`, lets `ray.train.tor
 wrap the model in DDP (Ray owns the process group), streams this worker's share of the datasets,
 and calls `ray.train.report(metrics, checkpoint)` every `checkpoint_every` steps. A restarted
 worker group (FailureConfig) or a restarted stage (same run name and storage) resumes from the
-latest checkpoint Ray hands back, with optimiser, step and RNG states.
+latest checkpoint Ray hands back, with optimiser, step and RNG states. The steps it runs again (from
+that checkpoint to where the last attempt died) were logged already: a metric is logged only at steps
+past the highest one the MLflow run holds for it, so no step is logged twice.
 
 With a `validation` entry in the payload (`PeriodicValidation`), rank 0 also scores the model on a
 few validation videos every `every` steps and at the end; every rank reports that `val_jf` (Ray
@@ -19,12 +21,12 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
-import fsspec
 import ray.train
 import ray.train.torch
 import torch
+from mlflow.tracking import MlflowClient
 
 from components.config import CorrvosConfig, StageConfig, config_from_dict
 from components.data.config import DataConfig
@@ -38,8 +40,10 @@ from components.training.state import TrainingState, capture_rng, restore_rng
 from components.training.step import training_step
 from components.training.transfer import load_stage_weights
 from pipelines.tracking import RunLogger
+from components.storage import open_fs
 
 STATE_FILE = "state.pt"
+RESUMES_TAG = "corrvos.resumed_from_steps"  # each restart's checkpoint step, in order
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,12 @@ def train_worker(payload: dict[str, Any]) -> None:
         dataset_refs(payload["datasets"]), stage.batch_size // world, rank=rank, world_size=world, seed=stage.seed,
         config=_data_config(config.data, payload), storage_options=config.storage.options,
     )
-    logger = RunLogger(payload["tracking_uri"], payload["run_id"]) if rank == 0 and payload.get("run_id") else None
+    logger = _NewStepsLogger(payload["tracking_uri"], payload["run_id"]) if rank == 0 and payload.get("run_id") else None
     validation = PeriodicValidation.from_payload(payload)
     validator = _Validator(validation, config, device, rank, world) if validation else None
     if logger and start_step > 0:
         logger.log_metrics({"resumed_from_step": start_step}, step=start_step)
+        logger.note_resume(start_step)
     window: dict[str, list[float]] = {}
     clock = time.perf_counter()
     with loader:
@@ -130,6 +135,35 @@ def train_worker(payload: dict[str, Any]) -> None:
                     logger.log_metrics(metrics, step=done)
                 if checkpoint or validate:
                     _report(model, optimizer, config, stage, payload, done, rank, metrics, with_checkpoint=checkpoint)
+
+
+class _NewStepsLogger(RunLogger):
+    """A `RunLogger` that logs each metric only at steps past the highest one its run already holds for it.
+
+    A resumed attempt runs again the steps between its checkpoint and the point where the last attempt
+    died; those points are in the run already, and logging them again would draw every curve twice.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        super().__init__(tracking_uri, run_id)
+        self.logged = logged_steps(self.client, run_id)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        fresh = {key: value for key, value in metrics.items() if step > self.logged.get(key, -1)}
+        if fresh:
+            super().log_metrics(fresh, step)
+            self.logged.update(dict.fromkeys(fresh, step))
+
+    def note_resume(self, step: int) -> None:
+        """Append `step` to tag `corrvos.resumed_from_steps`: every restart shows, even one from a step already logged."""
+        earlier = self.client.get_run(self.run_id).data.tags.get(RESUMES_TAG, "")
+        self.set_tags({RESUMES_TAG: ",".join(filter(None, [earlier, str(step)]))})
+
+
+def logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """The highest step of every metric already logged in run `run_id` (none for a fresh run)."""
+    keys = client.get_run(run_id).data.metrics.keys()
+    return {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1) for key in keys}
 
 
 def _build_and_restore(config: CorrvosConfig, stage: StageConfig, payload: dict[str, Any], device: torch.device):
@@ -262,7 +296,7 @@ def _maybe_inject_fault(stage: StageConfig, step: int, rank: int, marker: str | 
     """Raise once at `fail_at_step` on rank 0; a marker file on storage makes it happen only once."""
     if stage.fail_at_step is None or step != stage.fail_at_step or rank != 0 or marker is None:
         return
-    fs, path = fsspec.core.url_to_fs(marker)
+    fs, path = open_fs(marker)
     if fs.exists(path):
         return
     fs.makedirs(os.path.dirname(path), exist_ok=True)
