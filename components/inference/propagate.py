@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from components.config.schema import InferenceConfig
 from components.errors import DataError
-from components.inference.frames import VOID, FrameGeometry, given_masks
+from components.inference.frames import FrameGeometry, given_masks
 from components.inference.memory_store import MemoryEntry, MemoryStore
 from components.inference.readout import read_memory_top_k
 from components.model.stcn import STCN

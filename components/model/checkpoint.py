@@ -94,8 +94,30 @@ def load_inference_checkpoint(uri: str, device: torch.device | str = "cpu") -> t
     except ConfigError as exc:
         raise CorrvosError(f"model {uri!r}: {exc}") from None
     model = build_network(config)
-    model.load_state_dict(payload["state_dict"], strict=True)
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise CorrvosError(f"model {uri!r}: 'state_dict' is {type(state).__name__}, expected a mapping of tensors")
+    check_state_keys(model, state, f"model {uri!r}")
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), dict(payload.get("metadata", {}))
+
+
+def check_state_keys(model: nn.Module, state: dict[str, Any], where: str) -> None:
+    """One line naming what is missing, extra or misshapen, instead of torch's multi-line load error."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                 if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(expected)} expected entries missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+    if misshapen:
+        problems.append(f"{len(misshapen)} with another shape (e.g. {misshapen[0]})")
+    if problems:
+        raise CorrvosError(f"{where}: state dict does not fit the {type(model).__name__} network: {'; '.join(problems)}")
 
 
 def read_checkpoint_metadata(uri: str) -> dict[str, Any]:
