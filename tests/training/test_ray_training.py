@@ -32,7 +32,10 @@ def recorded_reports(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
-def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, tiny_dataset, local_ray):
+def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, tiny_dataset, local_ray,
+                                                                     recorded_reports):
+    """Pretrain recovers from an injected fault; train starts from its weights on two DDP ranks with the
+    `baseline` objective (head g frozen, so DDP has unused parameters to skip) and both ranks stay equal."""
     config = tiny_config(tmp_path, fail_at_step=3)
     pre = run_tracked_training_stage(config, "pretrain", [tiny_dataset], str(tmp_path / "pretrain"))
     client = MlflowClient(config.tracking.mlflow_uri)
@@ -52,12 +55,21 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     assert "pretrain.iterations" in params and not any(k.startswith("storage.") for k in params)
     assert client.get_run(run_id).data.tags["corrvos.dataset_version"]
 
-    train = run_tracked_training_stage(dataclasses.replace(config, train=dataclasses.replace(config.train, fail_at_step=None, iterations=2)),
+    recorded_reports.unlink(missing_ok=True)
+    baseline = dataclasses.replace(config.loss, preset="baseline", pcl_weight=0.0, cross_view_weight=0.0)
+    two_ranks = dataclasses.replace(config.train, fail_at_step=None, iterations=2, num_workers=2, checkpoint_every=1)
+    train = run_tracked_training_stage(dataclasses.replace(config, train=two_ranks, loss=baseline),
                                        "train", [tiny_dataset], str(tmp_path / "train"), init_weights=pre["model"])
     trained, _ = load_inference_checkpoint(train["model"])
     conv1 = trained.value_encoder.trunk.conv1.weight
     assert conv1.shape[1] == 5  # the "other objects" channel was added
     assert not torch.equal(conv1[:, :4], model.value_encoder.trunk.conv1.weight)  # and it trained on
+    reports = [json.loads(line) for line in recorded_reports.read_text().splitlines()]
+    assert [[m["step"] for m in workers] for workers in reports] == [[1, 1], [2, 2]]
+    for workers in reports:  # DDP averaged the gradients: both ranks hold the same weights after each step
+        assert workers[0]["weights_digest"] == workers[1]["weights_digest"]
+    assert reports[0][0]["weights_digest"] != reports[1][0]["weights_digest"]  # and they moved
+    assert reports[-1][0]["total"] != reports[-1][1]["total"]  # on different clips
 
 
 def test_pretrain_samples_static_pseudo_videos_with_one_object():
@@ -89,27 +101,25 @@ def test_weights_digest_tells_weights_apart():
 @pytest.mark.slow
 def test_two_ddp_workers_hold_identical_weights_after_training(tmp_path, tiny_dataset, local_ray, recorded_reports):
     """After N steps every rank holds the same parameters, and not the initial ones, although each rank
-    trained on its own clips: DDP averaged the gradients. With `baseline` weights (head g frozen, so DDP
-    has no unused parameters to wait for) and with `released` ones."""
-    for preset in ("baseline", "released"):
-        config = tiny_config(tmp_path / preset, iterations=4, num_workers=2, batch_size=2, checkpoint_every=2)
-        config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, preset=preset,
-                                     **({"pcl_weight": 0.0, "cross_view_weight": 0.0} if preset == "baseline" else {})))
-        out = run_tracked_training_stage(config, "train", [tiny_dataset], str(tmp_path / preset / "out"))
-        _, metadata = load_inference_checkpoint(out["model"])
-        assert metadata["step"] == 4
-        reports = [json.loads(line) for line in recorded_reports.read_text().splitlines()]
-        recorded_reports.unlink()
-        assert [[m["step"] for m in workers] for workers in reports] == [[2, 2], [4, 4]]
-        torch.manual_seed(config.train.seed)  # the workers' initialisation (`_build_and_restore`)
-        initial = weights_digest(build_train_wrapper(config.model))
-        for workers in reports:
-            assert workers[0]["weights_digest"] == workers[1]["weights_digest"], preset
-        assert len({initial, *(workers[0]["weights_digest"] for workers in reports)}) == 3, preset  # moved, twice
-        # each rank read its own share of the videos: their losses differ, so equal weights are DDP's doing
-        assert reports[-1][0]["total"] != reports[-1][1]["total"]
-        # BatchNorm running statistics are buffers, not parameters: DDP (broadcast_buffers=True) copies rank
-        # 0's into every rank before each forward, which then updates them with its own batch's statistics,
-        # so after a step they differ between ranks. Training normalises with batch statistics and the
-        # checkpoint holds rank 0's buffers; inference (eval mode) reads those.
-        assert reports[-1][0]["buffers_digest"] != reports[-1][1]["buffers_digest"]
+    trained on its own clips: DDP averaged the gradients. With `released` weights here; `baseline` ones
+    (head g frozen) in the train part of the injected-fault test."""
+    config = tiny_config(tmp_path, iterations=4, num_workers=2, batch_size=2, checkpoint_every=2)
+    config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, preset="released"))
+    out = run_tracked_training_stage(config, "train", [tiny_dataset], str(tmp_path / "out"))
+    _, metadata = load_inference_checkpoint(out["model"])
+    assert metadata["step"] == 4
+    reports = [json.loads(line) for line in recorded_reports.read_text().splitlines()]
+    recorded_reports.unlink()
+    assert [[m["step"] for m in workers] for workers in reports] == [[2, 2], [4, 4]]
+    torch.manual_seed(config.train.seed)  # the workers' initialisation (`_build_and_restore`)
+    initial = weights_digest(build_train_wrapper(config.model))
+    for workers in reports:
+        assert workers[0]["weights_digest"] == workers[1]["weights_digest"]
+    assert len({initial, *(workers[0]["weights_digest"] for workers in reports)}) == 3  # moved, twice
+    # each rank read its own share of the videos: their losses differ, so equal weights are DDP's doing
+    assert reports[-1][0]["total"] != reports[-1][1]["total"]
+    # BatchNorm running statistics are buffers, not parameters: DDP (broadcast_buffers=True) copies rank
+    # 0's into every rank before each forward, which then updates them with its own batch's statistics,
+    # so after a step they differ between ranks. Training normalises with batch statistics and the
+    # checkpoint holds rank 0's buffers; inference (eval mode) reads those.
+    assert reports[-1][0]["buffers_digest"] != reports[-1][1]["buffers_digest"]
