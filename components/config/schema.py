@@ -175,14 +175,47 @@ class XMemMemoryConfig:
             raise ValueError("inference.xmem: need 1 <= num_prototypes < long_term_max")
 
 
+INFERENCE_PRESETS: dict[str, dict[str, Any]] = {
+    # corrvos's defaults (the field defaults below).
+    "corrvos": {},
+    # The official evaluation scripts' defaults, exactly: STCN eval_davis.py (top-k 20, memory every 5, no
+    # last-frame entry, fp32) and XMem eval.py with --size -1 --benchmark (top-k 30, memory every 5,
+    # working memory 5..10 frames, 128 prototypes, 10,000 long-term elements, fp32). docs/evaluation.md
+    # lists each difference from the corrvos defaults and its measured effect.
+    "official": {
+        "memory_every": 5, "top_k": 20, "include_last": False, "max_memory_frames": None,
+        "max_short_side": None, "min_short_side": None, "precision": "fp32",
+        "padding": "zero", "consolidate_at": "reach", "usage_counting": "official",
+        "xmem": {"top_k": 30, "work_min_frames": 5, "work_max_frames": 10, "long_term_max": 10_000,
+                 "num_prototypes": 128},
+    },
+}
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """Propagation settings (METHOD_REFERENCE §5.1 "Inference", §6); defaults are STCN's DAVIS ones.
 
     `top_k`, `include_last` and `max_memory_frames` are STCN's memory; XMem reads its own `xmem`
-    section. `memory_every`, `max_short_side`, `min_short_side` and `precision` apply to both.
+    section and `consolidate_at` / `usage_counting`. `memory_every`, `max_short_side`,
+    `min_short_side`, `precision` and `padding` apply to both. `preset: official` gives the official
+    evaluation scripts' settings; explicit keys override a preset's.
+
+    `padding`: how frames are padded to a multiple of 16: `replicate` repeats the edge pixels (corrvos);
+    `zero` pads the ImageNet-normalised frame with zeros, as the official code does.
+    `consolidate_at`: XMem consolidates working memory when it `exceed`s `xmem.work_max_frames` frames
+    (corrvos) or when it `reach`es it (official: one memory frame earlier, so later frames read
+    different memory on videos longer than ~50 frames).
+    `usage_counting`: how XMem's long-term memory counts element usage. `corrvos`: prototypes start
+    with the usage of the elements they average, and long-term memory over `xmem.long_term_max` evicts
+    its least-used elements (old and new) after a consolidation; `official`: every new element starts
+    unused with a life of 1e-7 reads, and long-term memory at or above `long_term_max - num_prototypes`
+    first keeps only its elements used more than the least-used surplus, then takes the new prototypes.
     """
 
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = INFERENCE_PRESETS
+
+    preset: str = "corrvos"
     memory_every: int = 5
     top_k: int | None = 20
     include_last: bool = False
@@ -190,9 +223,14 @@ class InferenceConfig:
     max_short_side: int | None = None  # down-scale frames whose short side is longer
     min_short_side: int | None = None  # up-scale frames whose short side is shorter: a finer key grid on small videos
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPUs with it and CPUs with AVX512-BF16/AMX
+    padding: Literal["replicate", "zero"] = "replicate"
+    consolidate_at: Literal["exceed", "reach"] = "exceed"
+    usage_counting: Literal["corrvos", "official"] = "corrvos"
     xmem: XMemMemoryConfig = field(default_factory=XMemMemoryConfig)
 
     def __post_init__(self) -> None:
+        if self.preset not in self.PRESETS:
+            raise ValueError(f"inference.preset: unknown preset {self.preset!r} (choose from {sorted(self.PRESETS)})")
         sides = dict.fromkeys(("max_short_side", "min_short_side"), optional(at_least(16)))
         check_ranges(self, "inference", {"memory_every": AT_LEAST_1, "top_k": optional(AT_LEAST_1),
                                          "max_memory_frames": optional(at_least(2)),  # the first frame and one more

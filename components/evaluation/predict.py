@@ -2,7 +2,10 @@
 
 Every input is checked before anything is written (frames readable and of one size, masks of that
 size, at least one object); predictions go to a temporary folder that is renamed into place at the
-end, so a failure leaves nothing behind.
+end, so a failure leaves nothing behind. Optionally each frame's probabilities go to
+<dir>/<frame stem>.npy (XMem's `--save_scores`): float16, 1 + objects channels at the frame's size,
+background first, then the objects in ascending id; each file is written under a temporary name and
+moved into place, and a failed run removes the files it wrote.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch import nn
 from components.config.schema import InferenceConfig
 from components.errors import DataError
 from components.evaluation.masks import check_mask_files, read_label_map
-from components.evaluation.predictions import SequenceFolder, propagate_to_folder
+from components.evaluation.predictions import FrameCallback, SequenceFolder, propagate_to_folder
 from components.evaluation.reports import overlay
 from components.evaluation.videos import first_appearances, image_frames, image_size, list_image_files
 from components.inference import propagator_for
@@ -37,6 +40,7 @@ class PredictionRun:
     object_ids: tuple[int, ...]
     frame_count: int
     compute_seconds: float
+    probabilities_dir: Path | None = None
 
     @property
     def fps(self) -> float:
@@ -77,6 +81,7 @@ class PredictionJob:
     annotations: dict[int, np.ndarray]
     sequence_dir: Path
     overlay_path: Path | None
+    probabilities_dir: Path | None = None  # <dir>/<frame stem>.npy per frame, when asked for
 
     @property
     def object_ids(self) -> tuple[int, ...]:
@@ -91,11 +96,13 @@ def plan_prediction(
     name: str | None = None,
     overlay_gif: bool = False,
     overwrite: bool = False,
+    save_probabilities: str | Path | None = None,
 ) -> PredictionJob:
     """Check every input (cheap: frame headers and masks only) before any model is loaded.
 
     Results go to <out_dir>/<name>/ and <out_dir>/<name>_overlay.gif; `name` defaults to the frames
-    folder's name. An existing result is an error unless `overwrite`.
+    folder's name; probabilities to <save_probabilities>/<frame stem>.npy. An existing result is an
+    error unless `overwrite`.
     """
     frames_dir, out_dir = Path(frames_dir), Path(out_dir)
     paths = list_image_files(frames_dir)
@@ -106,7 +113,15 @@ def plan_prediction(
     final, gif = out_dir / name, out_dir / f"{name}_overlay.gif"
     if not overwrite and (final.exists() or (overlay_gif and gif.exists())):
         raise DataError(f"{final} already exists; pass --overwrite to replace it")
-    return PredictionJob(tuple(paths), annotations, final, gif if overlay_gif else None)
+    probabilities = Path(save_probabilities) if save_probabilities is not None else None
+    if probabilities is not None:
+        if probabilities.exists() and not probabilities.is_dir():
+            raise DataError(f"--save-probabilities {probabilities} is a file, not a folder")
+        existing = next((probabilities / f"{p.stem}.npy" for p in paths if (probabilities / f"{p.stem}.npy").exists()),
+                        None)
+        if existing is not None and not overwrite:
+            raise DataError(f"{existing} already exists; pass --overwrite to replace it")
+    return PredictionJob(tuple(paths), annotations, final, gif if overlay_gif else None, probabilities)
 
 
 def run_prediction(
@@ -116,26 +131,35 @@ def run_prediction(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> PredictionRun:
-    """Propagate, write every frame's PNG into a temporary folder, then move it (and the GIF) into place."""
+    """Propagate, write every frame's PNG into a temporary folder, then move it (and the GIF) into place;
+    probabilities, when the job asks for them, go file by file into their folder."""
     job.sequence_dir.parent.mkdir(parents=True, exist_ok=True)
     animation = OverlayAnimation(len(job.frame_paths)) if job.overlay_path is not None else None
-    propagator = propagator_for(model, config, device)
-    temporary_gif = None
+    propagator = propagator_for(model, config, device, keep_probabilities=job.probabilities_dir is not None)
+    writer = None
+    if job.probabilities_dir is not None:
+        writer = ProbabilityWriter(job.probabilities_dir, [p.stem for p in job.frame_paths], job.object_ids, propagator)
+    callbacks = [c.add for c in (animation, writer) if c is not None]
+    temporary_gif, done = None, False
     try:
         with SequenceFolder(job.sequence_dir) as folder:
             run = propagate_to_folder(
                 propagator, image_frames(job.frame_paths), [p.stem for p in job.frame_paths], job.annotations,
-                folder, on_frame=animation.add if animation is not None else None, progress=progress,
+                folder, on_frame=_each(callbacks) if callbacks else None, progress=progress,
                 desc=job.sequence_dir.name,
             )
             if animation is not None:
                 temporary_gif = animation.save_temporary(job.sequence_dir.parent)
         if temporary_gif is not None:
             os.replace(temporary_gif, job.overlay_path)
+        done = True
     finally:
         if temporary_gif is not None:
             temporary_gif.unlink(missing_ok=True)  # only still there when something failed
-    return PredictionRun(job.sequence_dir, job.overlay_path, job.object_ids, run.frame_count, run.compute_seconds)
+        if writer is not None and not done:
+            writer.remove_written()
+    return PredictionRun(job.sequence_dir, job.overlay_path, job.object_ids, run.frame_count, run.compute_seconds,
+                         job.probabilities_dir)
 
 
 def predict_folder(
@@ -150,10 +174,63 @@ def predict_folder(
     overlay_gif: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    save_probabilities: str | Path | None = None,
 ) -> PredictionRun:
     """`plan_prediction` then `run_prediction`: <out_dir>/<name>/<frame>.png for every frame."""
-    job = plan_prediction(frames_dir, masks, out_dir, name=name, overlay_gif=overlay_gif, overwrite=overwrite)
+    job = plan_prediction(frames_dir, masks, out_dir, name=name, overlay_gif=overlay_gif, overwrite=overwrite,
+                          save_probabilities=save_probabilities)
     return run_prediction(model, job, config, device, progress)
+
+
+def _each(callbacks: list[FrameCallback]) -> FrameCallback:
+    """One frame callback that calls every one of `callbacks` in order."""
+    def call(index: int, frame: np.ndarray, labels: np.ndarray) -> None:
+        for callback in callbacks:
+            callback(index, frame, labels)
+    return call
+
+
+def probability_channels(ids: tuple[int, ...], probs: np.ndarray, object_ids: tuple[int, ...]) -> np.ndarray:
+    """probs 1+len(ids),H,W (background, then `ids` in join order) -> float16 1+len(object_ids),H,W:
+    background, then `object_ids` (ascending); objects not joined yet are 0."""
+    out = np.zeros((1 + len(object_ids), *probs.shape[1:]), dtype=np.float16)
+    out[0] = probs[0]
+    slot = {object_id: k for k, object_id in enumerate(object_ids)}
+    for k, object_id in enumerate(ids):
+        out[1 + slot[object_id]] = probs[1 + k]
+    return out
+
+
+class ProbabilityWriter:
+    """Writes each frame's probabilities to <folder>/<frame stem>.npy (see `probability_channels`), atomically."""
+
+    def __init__(self, folder: Path, stems: list[str], object_ids: tuple[int, ...], propagator) -> None:
+        self.folder = Path(folder)
+        self.stems = stems
+        self.object_ids = tuple(sorted(object_ids))
+        self.propagator = propagator  # a VideoPropagator with keep_probabilities
+        self.written: list[Path] = []
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
+        ids, probs = self.propagator.last_probabilities
+        array = probability_channels(ids, probs, self.object_ids)
+        final = self.folder / f"{self.stems[index]}.npy"
+        handle, temporary = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".npy.tmp", dir=self.folder)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.save(stream, array)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, final)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self.written.append(final)
+
+    def remove_written(self) -> None:
+        """Undo a failed run: delete the files this writer moved into place."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
 
 
 class OverlayAnimation:

@@ -1,4 +1,9 @@
-"""Frame geometry for inference: optional resizing of the short side into a range, padding to a multiple of 16."""
+"""Frame geometry for inference: optional resizing of the short side into a range, padding to a multiple of 16.
+
+Padding is `replicate` (edge pixels repeated; corrvos's default) or `zero`: zeros in the
+ImageNet-normalised frame, as the official STCN/XMem evaluation pads. The network normalises inside,
+so `zero` pads the [0, 1] frame with the ImageNet mean, which normalises to exactly 0.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from components.model.encoders import IMAGENET_MEAN
 
 
 @dataclass(frozen=True)
@@ -18,12 +25,15 @@ class FrameGeometry:
     inner_height: int  # after resizing the short side into [min_short_side, max_short_side], before padding
     inner_width: int
     pad: tuple[int, int, int, int]  # left, right, top, bottom
+    padding: str = "replicate"  # or "zero": zero after ImageNet normalisation (official)
 
     @classmethod
     def for_size(cls, height: int, width: int, max_short_side: int | None = None, multiple: int = 16,
-                 min_short_side: int | None = None) -> "FrameGeometry":
+                 min_short_side: int | None = None, padding: str = "replicate") -> "FrameGeometry":
         """Down-scale a short side above `max_short_side`, up-scale one below `min_short_side` (a finer
         stride-16 key grid on small videos), then pad to a multiple of `multiple`."""
+        if padding not in ("replicate", "zero"):
+            raise ValueError(f"padding must be 'replicate' or 'zero', got {padding!r}")
         if max_short_side is not None and min_short_side is not None and min_short_side > max_short_side:
             raise ValueError(f"min_short_side {min_short_side} is above max_short_side {max_short_side}")
         short, scale = min(height, width), 1.0
@@ -34,12 +44,18 @@ class FrameGeometry:
         inner_h, inner_w = max(round(height * scale), 1), max(round(width * scale), 1)
         pad_h, pad_w = (-inner_h) % multiple, (-inner_w) % multiple
         pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
-        return cls(height, width, inner_h, inner_w, pad)
+        return cls(height, width, inner_h, inner_w, pad, padding)
 
     def frame_to_tensor(self, frame: np.ndarray, device: torch.device) -> torch.Tensor:
         """H,W,3 uint8 RGB -> 1,3,H',W' float in [0,1], resized and padded."""
-        x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float() / 255.0
-        return F.pad(self._resize(x), self.pad, mode="replicate")
+        x = self._resize(torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float() / 255.0)
+        if self.padding == "replicate":
+            return F.pad(x, self.pad, mode="replicate")
+        left, right, top, bottom = self.pad
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        out = mean.expand(1, 3, x.shape[2] + top + bottom, x.shape[3] + left + right).clone()
+        out[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+        return out
 
     def masks_to_tensor(self, masks: torch.Tensor) -> torch.Tensor:
         """N,H,W float masks at original size -> 1,N,H',W' on the padded grid (zero padding)."""

@@ -40,12 +40,19 @@ class PropagationResult:
 
 class VideoPropagator:
     """Runs one video at a time through an inference network with a bounded memory (STCN's memory here;
-    `XMemPropagator` swaps in XMem's). Subclasses provide `_new_state` and `_segment`."""
+    `XMemPropagator` swaps in XMem's). Subclasses provide `_new_state` and `_segment`.
 
-    def __init__(self, model: STCN, config: InferenceConfig, device: torch.device | str | None = None) -> None:
+    With `keep_probabilities`, each label map yielded leaves its soft output in `last_probabilities`:
+    (object ids in join order, float32 array 1+O,H,W at the frame's size: background, then those objects).
+    """
+
+    def __init__(self, model: STCN, config: InferenceConfig, device: torch.device | str | None = None,
+                 keep_probabilities: bool = False) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.config = config
+        self.keep_probabilities = keep_probabilities
+        self.last_probabilities: tuple[tuple[int, ...], np.ndarray] | None = None
 
     def _autocast(self):
         return autocast_for(self.device, self.config.precision)
@@ -78,7 +85,7 @@ class VideoPropagator:
                 if state.geometry is None:
                     state.geometry = FrameGeometry.for_size(
                         frame.shape[0], frame.shape[1], self.config.max_short_side,
-                        min_short_side=self.config.min_short_side)
+                        min_short_side=self.config.min_short_side, padding=self.config.padding)
                 elif frame.shape[:2] != (state.geometry.height, state.geometry.width):
                     raise DataError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                                      f"{state.geometry.width}x{state.geometry.height}")
@@ -114,9 +121,13 @@ class VideoPropagator:
         """Object probabilities on the padded grid -> an H,W label map of object ids at the original size."""
         geometry = state.geometry
         if not state.object_ids:
+            if self.keep_probabilities:
+                self.last_probabilities = ((), np.ones((1, geometry.height, geometry.width), dtype=np.float32))
             return np.zeros((geometry.height, geometry.width), dtype=np.uint8)
         probs = self._with_background(object_probs)
         full = geometry.probs_to_original(probs.float())
+        if self.keep_probabilities:
+            self.last_probabilities = (tuple(state.object_ids), full[0].cpu().numpy())
         # max(dim).indices, not argmax: the same first-maximum index, but CPU argmax over the leading
         # dim of a cropped view is not vectorised (64 ms vs 2 ms per 480p frame)
         slot = full[0].max(dim=0).indices  # H, W: 0 background, k the k-th object

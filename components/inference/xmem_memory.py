@@ -1,10 +1,12 @@
 """XMem's propagation memory for one video: a working memory of whole frames over a long-term memory of prototypes.
 
 Reads weigh memory elements by anisotropic similarity (top-k softmax) and record how much affinity
-each element receives (its usage). When working memory passes `work_max_frames` frames, its oldest
-non-permanent frames are consolidated: their most-used elements become prototypes whose values are
-affinity-weighted averages of those frames, and the prototypes move to long-term memory, which
-drops its least-used elements when over `long_term_max`. So memory stays bounded on long videos.
+each element receives (its usage). When working memory passes `work_max_frames` frames (or reaches
+it: `consolidate_at="reach"`, as the official XMem does), its oldest non-permanent frames are
+consolidated: their most-used elements become prototypes whose values are affinity-weighted averages
+of those frames, and the prototypes move to long-term memory, which drops its least-used elements
+when over `long_term_max`. So memory stays bounded on long videos. `usage_counting="official"`
+counts usage and evicts exactly as the official XMem (see `XMemMemory`).
 
 Objects join late: a frame holds values only for the objects known then, and each object reads only
 elements that hold a value for it. Objects that hold values on the same elements are read together.
@@ -127,10 +129,12 @@ def _object_groups(valid: torch.Tensor) -> list[tuple[list[int], torch.Tensor | 
     return groups
 
 
-def _prototypes(candidates: _Elements, count: int) -> _Elements:
+def _prototypes(candidates: _Elements, count: int, inherit_usage: bool = True) -> _Elements:
     """Consolidate candidates into up to `count` prototypes: their most-used elements, holding weighted averages.
 
     Averages run in fp32 (or wider) with autocast off, like the similarity; values return to their dtype.
+    `inherit_usage`: prototypes start with the affinity-weighted usage of the candidates (corrvos), else
+    unused with a life of 1e-7 reads (official XMem).
     """
     with torch.autocast(candidates.key.device.type, enabled=False):
         ratio = candidates.usage_ratio()
@@ -155,8 +159,25 @@ def _prototypes(candidates: _Elements, count: int) -> _Elements:
             averaged = weights.t() @ rows.flatten(start_dim=1).to(weights.dtype)  # P, slots*Cv
             values[:, slots] = averaged.view(p, len(slots), cv).to(values.dtype)
             valid[:, slots] = True
-        life = torch.ones(p, device=usage.device, dtype=torch.float32)
-        return _Elements(key, shrinkage.to(candidates.shrinkage.dtype), selection, values, valid, usage.float(), life)
+        if inherit_usage:
+            usage, life = usage.float(), torch.ones(p, device=usage.device, dtype=torch.float32)
+        else:
+            usage, life = torch.zeros(p, device=usage.device, dtype=torch.float32), _new_life(p, usage.device)
+        return _Elements(key, shrinkage.to(candidates.shrinkage.dtype), selection, values, valid, usage, life)
+
+
+def _new_life(size: int, device: torch.device) -> torch.Tensor:
+    """The official XMem's life count of new elements: 1e-7 reads (so usage / life is 0 until read)."""
+    return torch.zeros(size, device=device, dtype=torch.float32) + 1e-7
+
+
+def _used_above_surplus(elements: _Elements, count: int) -> _Elements:
+    """The official XMem's eviction: keep the elements used more than the `size - count` least used (ties all go)."""
+    if elements.size <= count:
+        return elements
+    ratio = elements.usage_ratio()
+    threshold = torch.topk(ratio, k=elements.size - count, largest=False, sorted=True).values[-1]
+    return elements.take((ratio > threshold).nonzero().flatten())
 
 
 def _most_used(elements: _Elements, count: int) -> _Elements:
@@ -175,7 +196,16 @@ class XMemMemory:
         long_term_max: int = 10_000,
         num_prototypes: int = 128,
         top_k: int | None = 30,
+        consolidate_at: str = "exceed",
+        usage_counting: str = "corrvos",
     ) -> None:
+        """`consolidate_at`: `exceed` consolidates when working memory holds more than `work_max_frames`
+        frames, `reach` when it holds that many (official). `usage_counting`: `corrvos` gives prototypes
+        their candidates' usage and evicts least-used long-term elements, new or old, after a
+        consolidation that overfills long-term memory; `official` starts every new element unused with a
+        life of 1e-7 reads and, before adding prototypes to a long-term memory of `long_term_max -
+        num_prototypes` or more, keeps only the elements used more than its least-used surplus.
+        """
         if work_min_frames < 1:
             raise ValueError(f"work_min_frames must be >= 1, got {work_min_frames}")
         if work_max_frames <= work_min_frames:
@@ -186,6 +216,12 @@ class XMemMemory:
             raise ValueError(f"long_term_max ({long_term_max}) must exceed num_prototypes ({num_prototypes})")
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+        if consolidate_at not in ("exceed", "reach"):
+            raise ValueError(f"consolidate_at must be 'exceed' or 'reach', got {consolidate_at!r}")
+        if usage_counting not in ("corrvos", "official"):
+            raise ValueError(f"usage_counting must be 'corrvos' or 'official', got {usage_counting!r}")
+        self.consolidate_at = consolidate_at
+        self.official_usage = usage_counting == "official"
         self.work_min_frames = work_min_frames
         self.work_max_frames = work_max_frames
         self.long_term_max = long_term_max
@@ -242,12 +278,14 @@ class XMemMemory:
             values=values[0].flatten(start_dim=2).permute(2, 0, 1),
             valid=torch.ones(hw, objects, device=key.device, dtype=torch.bool),
             usage=torch.zeros(hw, device=key.device, dtype=torch.float32),
-            life=torch.zeros(hw, device=key.device, dtype=torch.float32),
+            life=_new_life(hw, key.device) if self.official_usage else torch.zeros(hw, device=key.device),
         )
         self._elements = _Elements.cat([frame] if self._elements is None else [self._elements, frame])
         self._frame_shape = (key.shape[2], key.shape[3])
         self._frames.append(_Frame(frame_index, permanent))
-        if len(self._frames) > self.work_max_frames:
+        full = len(self._frames) >= self.work_max_frames if self.consolidate_at == "reach" else \
+            len(self._frames) > self.work_max_frames
+        if full:
             self._consolidate()
 
     @torch.no_grad()
@@ -318,12 +356,14 @@ class XMemMemory:
         frame_of_element = torch.arange(len(self._frames), device=device).repeat_interleave(hw)
         leaves = torch.isin(frame_of_element, torch.tensor(leaving, device=device))
         working = torch.arange(start, memory.size, device=device)
-        long_term = _Elements.cat([
-            memory.take(torch.arange(start, device=device)),
-            _prototypes(memory.take(working[leaves]), self.num_prototypes),
-        ])
-        if long_term.size > self.long_term_max:  # room for the next consolidation's prototypes
-            long_term = _most_used(long_term, self.long_term_max - self.num_prototypes)
+        old = memory.take(torch.arange(start, device=device))
+        room = self.long_term_max - self.num_prototypes
+        if self.official_usage and old.size >= room:  # official: evict among the old elements, then add
+            old = _used_above_surplus(old, room)
+        prototypes = _prototypes(memory.take(working[leaves]), self.num_prototypes, not self.official_usage)
+        long_term = _Elements.cat([old, prototypes])
+        if not self.official_usage and long_term.size > self.long_term_max:  # room for the next prototypes
+            long_term = _most_used(long_term, room)
         self._elements = _Elements.cat([long_term, memory.take(working[~leaves])])
         self._long_term_size = long_term.size
         self._frames = [f for i, f in enumerate(self._frames) if i not in leaving]

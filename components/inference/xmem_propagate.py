@@ -29,6 +29,8 @@ class XMemPropagator(VideoPropagator):
             long_term_max=memory.long_term_max,
             num_prototypes=memory.num_prototypes,
             top_k=memory.top_k,
+            consolidate_at=self.config.consolidate_at,
+            usage_counting=self.config.usage_counting,
         ))
 
     def _segment(self, index: int, x: torch.Tensor, annotation: np.ndarray | None, state: _VideoState) -> torch.Tensor:
@@ -63,8 +65,9 @@ class XMemPropagator(VideoPropagator):
         return fresh
 
 
-def propagator_for(model: torch.nn.Module, config: InferenceConfig, device: torch.device | str | None = None) -> VideoPropagator:
+def propagator_for(model: torch.nn.Module, config: InferenceConfig, device: torch.device | str | None = None,
+                   keep_probabilities: bool = False) -> VideoPropagator:
     """The propagator that matches the network: XMem's hierarchical memory or STCN's."""
     if isinstance(model, XMem):
-        return XMemPropagator(model, config, device)
-    return VideoPropagator(model, config, device)
+        return XMemPropagator(model, config, device, keep_probabilities)
+    return VideoPropagator(model, config, device, keep_probabilities)

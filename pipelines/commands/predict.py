@@ -2,7 +2,9 @@
 
 The inference settings are the ones stored with the model (a registered version carries those its
 J&F was measured with), else the defaults; `--set inference.KEY=VALUE` overrides single keys on top.
-One line says which settings are in use and where they came from.
+`--set inference.preset=official` replaces the stored settings with the official evaluation's (other
+`--set` keys still apply on top). One line says which settings are in use and where they came from.
+`--save-probabilities DIR` also writes each frame's soft output to DIR/<frame stem>.npy.
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="writes DIR/<name>/<frame>.png (name: the frames folder's, or --name)")
     parser.add_argument("--name", help="sequence folder name under --out (default: the frames folder's name)")
     parser.add_argument("--overlay", action="store_true", help="also write DIR/<name>_overlay.gif")
+    parser.add_argument("--save-probabilities", metavar="DIR", type=Path,
+                        help="also write DIR/<frame stem>.npy per frame: float16, (1 + objects, H, W) at the "
+                             "frame's size, channel 0 background, then the objects in ascending id")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="inference.KEY=VALUE",
                         help="override one inference setting on top of those stored with the model (a registered "
-                             "version's are those its J&F was measured with), e.g. inference.top_k=50 (repeatable)")
+                             "version's are those its J&F was measured with), e.g. inference.top_k=50 (repeatable); "
+                             "inference.preset=official: the official STCN/XMem evaluation's settings")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR/<name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,17 +64,21 @@ def run(args: argparse.Namespace) -> int:
 
     inference_config(args.overrides)  # a bad --set fails before anything is read
     job = plan_prediction(args.frames, args.masks, args.out, name=args.name, overlay_gif=args.overlay,
-                          overwrite=args.overwrite)  # every input checked before the model is loaded
+                          overwrite=args.overwrite, save_probabilities=args.save_probabilities)
+    # every input checked before the model is loaded
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, resolved = load_resolved(args.model, args.tracking_uri, device)
     config = inference_config(args.overrides, resolved.settings.inference)
-    print(settings_line("inference", config, resolved, resolved.settings.inference is not None, args.overrides))
+    stored = resolved.settings.inference is not None and not names_preset("inference", args.overrides)
+    print(settings_line("inference", config, resolved, stored, args.overrides))
     result = run_prediction(model, job, config, device, progress=not args.no_progress)
     ids = ", ".join(str(i) for i in result.object_ids)
     print(f"wrote {result.frame_count} frames to {result.sequence_dir} (objects {ids}); "
           f"{result.fps:.2f} frames/s on {device} (model time, I/O excluded)")
     if result.overlay_path is not None:
         print(f"wrote {result.overlay_path}")
+    if result.probabilities_dir is not None:
+        print(f"wrote {result.frame_count} probability files (.npy, float16) to {result.probabilities_dir}")
     return 0
 
 
@@ -80,17 +90,27 @@ def inference_config(overrides: list[str], base: InferenceConfig | None = None) 
 
 
 def section_config(cls: type, section: str, command: str, overrides: list[str], base: object | None = None):
-    """`base` (default: `cls()`) with `section.key=value` overrides applied key by key; other sections are errors."""
+    """`base` (default: `cls()`) with `section.key=value` overrides applied key by key; other sections are errors.
+
+    An override of `section.preset` starts from that preset instead of `base`: the stored settings name
+    every key, which would otherwise override every value the preset sets.
+    """
     from components.config import apply_overrides, config_from_dict, config_to_dict
     from components.errors import ConfigError
 
-    data = apply_overrides({section: config_to_dict(base) if base is not None else {}}, overrides)
+    start = config_to_dict(base) if base is not None and not names_preset(section, overrides) else {}
+    data = apply_overrides({section: start}, overrides)
     other = sorted(set(data) - {section})
     if other:
         raise ConfigError(f"--set {other[0]}...: {command} only takes {section}.* settings")
     if not isinstance(data[section], dict):
         raise ConfigError(f"--set {section}=...: name a key, e.g. {section}.top_k=20")
     return config_from_dict(cls, data[section], section)
+
+
+def names_preset(section: str, overrides: list[str]) -> bool:
+    """Whether an override picks `section.preset` (which then replaces the stored settings)."""
+    return any(item.split("=", 1)[0].strip() == f"{section}.preset" for item in overrides)
 
 
 def settings_line(section: str, config: object, resolved: ResolvedModel, stored: bool, overrides: list[str]) -> str:
