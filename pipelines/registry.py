@@ -288,6 +288,17 @@ def download_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | N
     return _download(ref, tracking_uri, cache_dir)[0]
 
 
+def registered_version(ref: str, tracking_uri: str | None) -> str:
+    """`models:/NAME/VERSION` that `ref` names now (an alias resolved), without downloading anything."""
+    match = _REF.match(ref)
+    if match is None:
+        raise CorrvosError(f"model {ref!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+    client = _client(_default_tracking_uri(tracking_uri))
+    name = match["name"]
+    found = _get_alias(client, name, match["alias"]) if match["alias"] else _get_version(client, name, int(match["version"]))
+    return f"models:/{name}/{found.version}"
+
+
 def _download(ref: str, tracking_uri: str | None, cache_dir: str | Path | None) -> tuple[Path, str, int]:
     """(model folder, name, version number) of a registered ref, downloaded once into a cache."""
     match = _REF.match(ref)

@@ -359,8 +359,8 @@ class DatasetSource:
     def __post_init__(self) -> None:
         # no section: the loader names the entry (pipeline.sources[i])
         check_ranges(self, "", {"repeat": AT_LEAST_1, "short_side": optional(at_least(16))})
-        if not self.name or "/" in self.name:
-            raise ValueError(f"dataset name {self.name!r} must be non-empty and contain no '/'")
+        if not self.name or "/" in self.name or self.name.startswith("<"):
+            raise ValueError(f"dataset name {self.name!r} must be non-empty, contain no '/' and not start with '<'")
         if not self.roles:
             raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val, test")
         if self.kind != "synthetic" and not self.source:
@@ -387,9 +387,14 @@ class PipelineConfig:
     # How many times a training stage that died of a retryable cause (worker or node loss, OOM kill)
     # is run again, resuming from its checkpoint; 0 never retries.
     stage_retries: int = 1
+    # Start `tune` / `train` from this inference checkpoint (a path, an fsspec URI, or models:/NAME/VERSION
+    # or models:/NAME@ALIAS, e.g. one `corrvos import-weights` wrote) instead of running `pretrain`.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         check_ranges(self, "pipeline", {"stage_retries": at_least(0)})
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("pipeline.init_from: empty; give a checkpoint path, URI or models:/ reference, or null")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError("pipeline.sources: dataset names must be unique")

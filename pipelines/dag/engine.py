@@ -26,11 +26,12 @@ from components.storage import storage_errors
 from pipelines.dag.execute import Driver, StageOutcome, execute_stage, stage_folder
 from pipelines.dag.graph import StageNode, active_stages, plan, with_resolved_precision
 from pipelines.dag.records import StageStore, running_state
-from pipelines.dag.sources import MISSING, source_signature
+from pipelines.dag.sources import MISSING, init_signature, source_signature
 from pipelines.dag.state import DriverRecord, PipelineState
 from pipelines.tracking import check_tracking_reachable, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.versioning import code_version
 
+INIT_KEY = "<pipeline.init_from>"  # its signature travels with the sources' (dataset names never start with '<')
 STAGE_CPUS = {"ingest": 1, "evaluate": 1}  # the others drive Ray Train / Tune or MLflow and take none
 RETRIED_STAGES = ("pretrain", "train")  # resume from their checkpoints, so another attempt loses little
 KILLED_TAG = "corrvos.killed"
@@ -78,8 +79,11 @@ def resolve_locations(config: CorrvosConfig) -> CorrvosConfig:
     elif root.startswith("file://"):
         root = os.path.abspath(root.removeprefix("file://"))
     tracking = dataclasses.replace(config.tracking, mlflow_uri=resolve_tracking_uri(config.tracking.mlflow_uri))
+    pipeline = config.pipeline
+    if pipeline.init_from and "://" not in pipeline.init_from and not pipeline.init_from.startswith("models:/"):
+        pipeline = dataclasses.replace(pipeline, init_from=os.path.abspath(os.path.expanduser(pipeline.init_from)))
     return dataclasses.replace(config, storage=dataclasses.replace(config.storage, root=root.rstrip("/")),
-                               tracking=tracking)
+                               tracking=tracking, pipeline=pipeline)
 
 
 def check_inputs(config: CorrvosConfig) -> dict[str, str]:
@@ -94,6 +98,9 @@ def check_inputs(config: CorrvosConfig) -> dict[str, str]:
         if not source.optional and signatures[source.name] == MISSING:
             raise DataError(f"pipeline.sources[{index}] ({source.name}): {source.source} not found")
     check_tracking_reachable(config.tracking.mlflow_uri)
+    if config.pipeline.init_from:
+        signatures[INIT_KEY] = init_signature(config.pipeline.init_from, config.storage.options,
+                                              config.tracking.mlflow_uri)
     return signatures
 
 
@@ -101,7 +108,11 @@ def planned_nodes(config: CorrvosConfig, signatures: dict[str, str] | None = Non
     """The stages of `config` with their fingerprints (config must have resolved locations)."""
     if signatures is None:
         signatures = {s.name: source_signature(s, config.storage.options) for s in config.pipeline.sources}
-    return plan(config, code_version(), PipelineState(config).generations(), signatures)
+    signatures = dict(signatures)
+    init = signatures.pop(INIT_KEY, None)
+    if init is None and config.pipeline.init_from:
+        init = init_signature(config.pipeline.init_from, config.storage.options, config.tracking.mlflow_uri)
+    return plan(config, code_version(), PipelineState(config).generations(), signatures, init)
 
 
 def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool = True,

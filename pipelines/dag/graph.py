@@ -52,8 +52,12 @@ class StageNode:
 
 
 def active_stages(config: CorrvosConfig) -> tuple[str, ...]:
-    """The stages this config runs, in order (`tune` only when `pipeline.tune`)."""
-    return tuple(s for s in STAGE_ORDER if s != "tune" or config.pipeline.tune)
+    """The stages this config runs, in order (`tune` only when `pipeline.tune`; no `pretrain` when
+    `pipeline.init_from` names the checkpoint to start from)."""
+    skipped = set() if config.pipeline.tune else {"tune"}
+    if config.pipeline.init_from:
+        skipped.add("pretrain")
+    return tuple(s for s in STAGE_ORDER if s not in skipped)
 
 
 def stage_inputs(name: str, stages: tuple[str, ...]) -> tuple[str, ...]:
@@ -70,9 +74,13 @@ def stage_inputs(name: str, stages: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in wanted if s in stages)
 
 
+INIT_STAGES = ("tune", "train")  # the stages that start from pretrain's weights, or from `pipeline.init_from`
+
+
 def plan(config: CorrvosConfig, code: str, generations: Mapping[str, int],
-         source_signatures: Mapping[str, str]) -> list[StageNode]:
-    """Nodes in run order with their fingerprints."""
+         source_signatures: Mapping[str, str], init_signature: str | None = None) -> list[StageNode]:
+    """Nodes in run order with their fingerprints; `init_signature` identifies `pipeline.init_from`'s
+    checkpoint (its content or registered version), so a different starting checkpoint trains anew."""
     stages = active_stages(config)
     plain = config_to_dict(with_resolved_precision(config))
     done: dict[str, str] = {}
@@ -88,6 +96,8 @@ def plan(config: CorrvosConfig, code: str, generations: Mapping[str, int],
         }
         if name == "ingest":
             payload["sources"] = dict(sorted(source_signatures.items()))
+        if name in INIT_STAGES and config.pipeline.init_from:
+            payload["init"] = init_signature or config.pipeline.init_from
         done[name] = _digest(payload)
         nodes.append(StageNode(name, inputs, done[name]))
     return nodes

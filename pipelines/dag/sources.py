@@ -45,3 +45,29 @@ def _local_signature(root: Path) -> str:
             stat = path.stat()
             digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def init_signature(ref: str, storage_options: dict[str, Any] | None, tracking_uri: str) -> str:
+    """What `pipeline.init_from` names, pinned: a registered model's version (an alias resolved now), a
+    local file's sha256, a remote file's size and ETag/mtime. A missing one is a one-line error."""
+    from components.errors import CorrvosError
+
+    where = f"pipeline.init_from {ref!r}"
+    if ref.startswith("models:/"):
+        from pipelines.registry import registered_version
+
+        return f"{ref} -> {registered_version(ref, tracking_uri)}"
+    if "://" not in ref or ref.startswith("file://"):
+        path = Path(ref.removeprefix("file://"))
+        if not path.is_file():
+            raise CorrvosError(f"{where}: file not found")
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return f"sha256:{digest.hexdigest()}"
+    fs, path = open_fs(ref, storage_options)
+    if not fs.isfile(path):
+        raise CorrvosError(f"{where}: file not found")
+    info = fs.info(path)
+    return f"{info.get('size')}:{info.get('ETag') or info.get('mtime') or ''}"

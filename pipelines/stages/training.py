@@ -1,9 +1,10 @@
-"""Stages `pretrain` and `train` on Ray Train (`train` starts from `pretrain`, with tuned settings if any)."""
+"""Stages `pretrain` and `train` on Ray Train (`train` starts from `pretrain`, or `pipeline.init_from`, with tuned settings if any)."""
 
 from __future__ import annotations
 
 from components.config import CorrvosConfig
 from pipelines.stages.context import StageContext, datasets_with_role
+from pipelines.stages.init_weights import stage_init
 from pipelines.training.tracked import run_tracked_training_stage
 from pipelines.training.worker import PeriodicValidation
 
@@ -23,7 +24,7 @@ def run_train(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
     if config.evaluate.validate_every is not None:  # a held-out J&F curve beside the loss curves
         val = datasets_with_role(config, context.inputs["ingest"], "val")
         validation = PeriodicValidation(tuple(val), config.evaluate.validate_every, config.evaluate.validate_videos)
-    return _train(config, "train", datasets, context, init=context.inputs["pretrain"]["model"], validation=validation)
+    return _train(config, "train", datasets, context, init=stage_init(config, context), validation=validation)
 
 
 def _train(config: CorrvosConfig, stage: str, datasets: list[str], context: StageContext, init: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from components.config import CorrvosConfig
 from pipelines.stages.context import StageContext, datasets_with_role
+from pipelines.stages.init_weights import stage_init
 
 
 def run_tune_stage(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
@@ -11,5 +12,5 @@ def run_tune_stage(config: CorrvosConfig, context: StageContext) -> dict[str, st
 
     train = datasets_with_role(config, context.inputs["ingest"], "train")
     val = datasets_with_role(config, context.inputs["ingest"], "val")
-    return run_tune(config, train, val, context.out, context.inputs["pretrain"]["model"],
+    return run_tune(config, train, val, context.out, stage_init(config, context),
                     context.tracking_uri, context.run_id)

@@ -162,3 +162,54 @@ def test_check_inputs_walks_each_source_once_and_hands_its_signature_on(tmp_path
     assert signatures["gone"] == MISSING and signatures["test"].startswith("synthetic:")
     assert engine.planned_nodes(config, signatures) == engine.planned_nodes(config)
     assert calls == ["davis", "gone", "test"] * 2  # once by the check, once by the un-primed plan only
+
+
+def test_init_from_replaces_pretrain_and_its_checkpoint_is_in_train_fingerprint():
+    imported = {"pipeline": {"init_from": "/models/stcn-imported.pt"}}
+    config = config_from_dict(CorrvosConfig, imported)
+    assert active_stages(config) == ("ingest", "train", "evaluate", "register", "promote")
+    tuned = config_from_dict(CorrvosConfig, {"pipeline": {"init_from": "/m.pt", "tune": True}})
+    assert active_stages(tuned) == ("ingest", "tune", "train", "evaluate", "register", "promote")
+    nodes = {n.name: n for n in plan(config, "v1", {}, SIGNATURES, "sha256:aaa")}
+    assert nodes["train"].inputs == ("ingest",)
+    other = {n.name: n.fingerprint for n in plan(config, "v1", {}, SIGNATURES, "sha256:bbb")}
+    assert other["train"] != nodes["train"].fingerprint  # another checkpoint's bytes: train runs anew
+    assert other["ingest"] == nodes["ingest"].fingerprint == fingerprints()["ingest"]  # the data is not touched
+
+
+def test_init_signature_pins_file_content_and_registered_version(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from components.errors import CorrvosError
+    from pipelines.dag.sources import init_signature
+
+    weights = tmp_path / "init.pt"
+    weights.write_bytes(b"one")
+    first = init_signature(str(weights), None, "unused")
+    weights.write_bytes(b"two")
+    assert init_signature(str(weights), None, "unused") != first
+    with pytest.raises(CorrvosError, match="pipeline.init_from .*missing.pt.*file not found"):
+        init_signature(str(tmp_path / "missing.pt"), None, "unused")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    client.create_registered_model("imported")
+    for _ in range(2):
+        client.create_model_version("imported", str(tmp_path), run_id=None)
+    client.set_registered_model_alias("imported", "start", "1")
+    assert init_signature("models:/imported@start", None, uri).endswith("models:/imported/1")
+    client.set_registered_model_alias("imported", "start", "2")  # a moved alias is another starting point
+    assert init_signature("models:/imported@start", None, uri).endswith("models:/imported/2")
+
+
+def test_init_from_must_be_the_configured_network(tmp_path):
+    import torch
+
+    from components.config import ModelConfig, config_to_dict
+    from components.errors import ConfigError
+    from pipelines.stages.init_weights import check_same_network
+
+    small = config_from_dict(ModelConfig, {"preset": "small"})
+    payload = {"model_config": config_to_dict(small), "state_dict": {"x": torch.zeros(1)}}
+    check_same_network(small, payload, "ok.pt")
+    with pytest.raises(ConfigError, match=r"model\.key_backbone='resnet\w+', the config's model\.key_backbone="):
+        check_same_network(config_from_dict(ModelConfig, {"preset": "stcn"}), payload, "small.pt")

@@ -122,3 +122,28 @@ def test_xmem_runs_every_stage_and_the_tuner_under_its_own_registered_name(tmp_p
     assert isinstance(model, XMem)
     assert summary["model_uri"] == "models:/corrvos-xmem/1"
     assert str(client.get_model_version_by_alias("corrvos-xmem", "champion").version) == "1"
+
+
+def test_a_pipeline_starts_from_a_given_checkpoint_instead_of_pretraining(tmp_path, local_ray):
+    """`pipeline.init_from`: no pretrain stage; train starts from a copy of that checkpoint in its folder."""
+    import torch
+
+    from components.model.checkpoint import load_inference_checkpoint, save_inference_checkpoint
+    from components.config import ModelConfig, config_from_dict
+    from components.model import build_network
+
+    torch.manual_seed(7)
+    model_config = config_from_dict(ModelConfig, {"preset": "small"})
+    start = tmp_path / "imported.pt"  # stands in for what `corrvos import-weights` writes
+    save_inference_checkpoint(str(start), build_network(model_config).state_dict(), model_config, metadata={"step": 0})
+    config = str(tiny_pipeline_yaml(tmp_path, name="imported", pipeline={"init_from": str(start)},
+                                    train={"iterations": 2}, evaluate={"probe": False, "overlays": 0}))
+    summary = _run("run", config, str(tmp_path / "imported.json"))
+    assert list(summary["stages"]) == ["ingest", "train", "evaluate", "register", "promote"]
+    train_folder = Path(summary["stages"]["train"]["uri"])
+    copied, _ = load_inference_checkpoint(str(train_folder / "init.pt"))
+    original, _ = load_inference_checkpoint(str(start))
+    assert all(torch.equal(a, b) for a, b in zip(copied.state_dict().values(), original.state_dict().values()))
+    trained, metadata = load_inference_checkpoint(summary["stages"]["train"]["outputs"]["model"])
+    assert metadata["step"] == 2
+    assert not torch.equal(trained.key_encoder.conv1.weight, original.key_encoder.conv1.weight)  # it trained on
