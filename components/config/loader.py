@@ -32,6 +32,15 @@ ConfigYamlLoader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
+
+def read_yaml(text: str) -> Any:
+    """YAML text as plain data through `ConfigYamlLoader` (safe: plain types only, never objects)."""
+    loader = ConfigYamlLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
 def config_from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
     """Construct dataclass `cls` from `data`, recursing into nested dataclasses and presets."""
     data = dict(data or {})
@@ -80,7 +89,7 @@ def load_yaml_config(cls: type[T], path: str | Path, overrides: list[str] | None
     """Read a YAML file, apply `key.sub=value` overrides, and build `cls` strictly."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=ConfigYamlLoader) or {}
+        data = read_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
@@ -105,7 +114,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
             node = child
-        node[keys[-1]] = yaml.load(raw, Loader=ConfigYamlLoader)
+        node[keys[-1]] = read_yaml(raw)
     return result
 
 
