@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,28 +14,14 @@ import pytest
 
 import components.storage as storage
 from components.storage import StorageError, check_storage_root, fs_options, open_fs, read_bytes
+from tests.silent_server import silent_port
 
 
 @pytest.fixture
 def silent_endpoint() -> Iterator[str]:
     """An HTTP endpoint on loopback that accepts connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
-    for connection in accepted:
-        connection.close()
+    with silent_port() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import ray
 from cluster.connect import (ClusterAuthenticationError, ClusterUnreachable, check_reachable, probe_gcs, ray_cluster,
                              ray_token_source)
 from cluster.processes import free_port, spawn, stop_group, wait_until
+from tests.silent_server import silent_port as silent_loopback_port
 
 
 def _free_port() -> int:
@@ -66,23 +67,8 @@ TOKEN = "corrvos-test-token-7f3a9c"
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A loopback port that accepts TCP connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
-    for connection in accepted:
-        connection.close()
+    with silent_loopback_port() as port:
+        yield port
 
 
 @pytest.fixture
