@@ -288,6 +288,39 @@ def download_model(ref: str, tracking_uri: str | None, cache_dir: str | Path | N
     return _download(ref, tracking_uri, cache_dir)[0]
 
 
+def register_unscored(tracking_uri: str | None, name: str, weights_uri: str, tags: dict[str, str], *,
+                      experiment: str, run_name: str, description: str) -> str:
+    """A new version of `name` for a checkpoint nothing scored (an import): logged into a run of `experiment`
+    tagged like the version, no J&F tags, no alias moved; returns `models:/NAME/VERSION`."""
+    from pipelines.tracking import default_artifact_root, ensure_experiment, resolve_tracking_uri
+
+    uri = _default_tracking_uri(resolve_tracking_uri(tracking_uri) if tracking_uri else None)
+    client = _client(uri)
+    # a SQLite store keeps the artifacts beside its database, as the pipeline's runs do
+    root = default_artifact_root(uri, str(Path(uri[len("sqlite:///"):]).parent)) if uri.startswith("sqlite:") else None
+    experiment_id = _call(lambda: ensure_experiment(client, experiment, root), f"experiment {experiment!r}")
+    run = _call(lambda: client.create_run(experiment_id, tags=tags, run_name=run_name), f"experiment {experiment!r}")
+    with tempfile.TemporaryDirectory(prefix="corrvos-register-") as folder:
+        checkpoint = _fetch_checkpoint(weights_uri, Path(folder), None)
+        artifact_path = f"{MODEL_DIR}/{_file_digest(checkpoint)}"
+        _save_pyfunc(checkpoint, Path(folder, "model"))
+        created = _ensure_registered_model(client, name)
+        try:
+            _call(lambda: client.log_artifacts(run.info.run_id, str(Path(folder, "model")), artifact_path),
+                  f"run {run.info.run_id!r}")
+            source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+            version = _call(lambda: client.create_model_version(name, source, run_id=run.info.run_id, tags=tags,
+                                                                description=description),
+                            f"registered model {name!r}")
+        except BaseException:
+            if created:
+                client.delete_registered_model(name)
+            raise
+        finally:
+            client.set_terminated(run.info.run_id)
+    return f"models:/{name}/{version.version}"
+
+
 def registered_version(ref: str, tracking_uri: str | None) -> str:
     """`models:/NAME/VERSION` that `ref` names now (an alias resolved), without downloading anything."""
     match = _REF.match(ref)

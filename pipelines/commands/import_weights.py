@@ -73,43 +73,11 @@ def source_sha256(uri: str) -> str:
 def register_import(tracking_uri: str | None, name: str, weights_uri: str, tags: dict[str, str]) -> str:
     """A new version of `name` for an imported checkpoint (no J&F: nothing scored it), logged into a run of
     experiment `corrvos-imports` tagged like the version; returns `models:/NAME/VERSION`."""
-    import tempfile
-    from pathlib import Path
+    from pipelines.registry import register_unscored
 
-    from pipelines import registry
-    from pipelines.tracking import (
-        default_artifact_root,
-        ensure_experiment,
-        resolve_tracking_uri,
-    )
-
-    uri = registry._default_tracking_uri(resolve_tracking_uri(tracking_uri) if tracking_uri else None)
-    client = registry._client(uri)
-    # a SQLite store keeps the artifacts beside its database, as the pipeline's runs do
-    root = default_artifact_root(uri, str(Path(uri[len("sqlite:///"):]).parent)) if uri.startswith("sqlite:") else None
-    experiment = registry._call(lambda: ensure_experiment(client, EXPERIMENT, root), f"experiment {EXPERIMENT!r}")
-    run = registry._call(lambda: client.create_run(experiment, tags=tags, run_name=f"import-{tags[FORMAT_TAG]}"),
-                         f"experiment {EXPERIMENT!r}")
-    with tempfile.TemporaryDirectory(prefix="corrvos-import-") as folder:
-        checkpoint = registry._fetch_checkpoint(weights_uri, Path(folder), None)
-        artifact_path = f"{registry.MODEL_DIR}/{registry._file_digest(checkpoint)}"
-        registry._save_pyfunc(checkpoint, Path(folder, "model"))
-        created = registry._ensure_registered_model(client, name)
-        try:
-            registry._call(lambda: client.log_artifacts(run.info.run_id, str(Path(folder, "model")), artifact_path),
-                           f"run {run.info.run_id!r}")
-            source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
-            version = registry._call(lambda: client.create_model_version(
-                name, source, run_id=run.info.run_id, tags=tags,
-                description=f"imported {tags[FORMAT_TAG]} checkpoint, sha256 {tags[SHA256_TAG][:12]}"),
-                f"registered model {name!r}")
-        except BaseException:
-            if created:
-                client.delete_registered_model(name)
-            raise
-        finally:
-            client.set_terminated(run.info.run_id)
-    return f"models:/{name}/{version.version}"
+    return register_unscored(tracking_uri, name, weights_uri, tags, experiment=EXPERIMENT,
+                             run_name=f"import-{tags[FORMAT_TAG]}",
+                             description=f"imported {tags[FORMAT_TAG]} checkpoint, sha256 {tags[SHA256_TAG][:12]}")
 
 
 def _redacted(uri: str) -> str:
