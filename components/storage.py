@@ -54,6 +54,13 @@ def open_fs(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fsspec.
     return fs, path
 
 
+def absolute_uri(uri: str) -> str:
+    """A local path made absolute (Ray workers run in other directories); a URI without its trailing slash."""
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    return uri.rstrip("/")
+
+
 def read_bytes(uri: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
     """All bytes at a local path or fsspec URI; FileNotFoundError when absent, StorageError when unreachable."""
     with storage_errors(uri, storage_options):

@@ -31,7 +31,7 @@ from components.model.train_wrapper import HEAD_PREFIX
 from components.training.state import TrainingState
 from pipelines.training.worker import STATE_FILE, PeriodicValidation, train_worker
 from pipelines.versioning import code_version
-from components.storage import open_fs
+from components.storage import absolute_uri, open_fs
 
 STAGES = ("pretrain", "train")
 
@@ -80,7 +80,7 @@ def run_training_stage(
     if stage_name not in STAGES:
         raise ValueError(f"unknown training stage {stage_name!r}")
     stage = getattr(config, stage_name)
-    output_uri = _absolute(output_uri)
+    output_uri = absolute_uri(output_uri)
     version = dataset_version(datasets, config.storage.options)  # reads every manifest: a bad dataset fails here
     check_inputs(init_weights, validation, config.storage.options)
     public = config_to_dict(config)
@@ -194,12 +194,6 @@ def ray_storage(uri: str, options: dict[str, Any]) -> tuple[str, pyarrow.fs.File
         return path, None
     fs, path = open_fs(uri, options)
     return path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
-
-
-def _absolute(uri: str) -> str:
-    if "://" not in uri:
-        return os.path.abspath(uri)
-    return uri.rstrip("/")
 
 
 def _first_line(exc: BaseException) -> str:

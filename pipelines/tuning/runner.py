@@ -27,7 +27,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from components.config import CorrvosConfig, config_to_dict
 from components.errors import ConfigError, CorrvosError
-from components.storage import atomic_write_bytes, read_bytes, open_fs
+from components.storage import absolute_uri, atomic_write_bytes, open_fs, read_bytes
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.training.stage import ray_storage
 from pipelines.tuning.space import config_with_overrides, param_space, parse_space, plain
@@ -66,7 +66,7 @@ def run_tune(
     if not train_datasets or not val_datasets:
         raise ConfigError("tune needs at least one training dataset and one validation dataset")
     dimensions = parse_space(config.tune.space, config)
-    output_uri = _absolute(output_uri)
+    output_uri = absolute_uri(output_uri)
     options = config.storage.options
     outputs = {"best": f"{output_uri}/best.json", "trials": f"{output_uri}/trials.json",
                "experiment": f"{output_uri}/ray/{EXPERIMENT}"}
@@ -79,10 +79,10 @@ def run_tune(
     ledger_actor = ledger(ledger_name)  # held until the search ends
     setup = TrialSetup(
         config=config_to_dict(_trial_config(config)),
-        train_datasets=tuple(_absolute(uri) for uri in train_datasets),
-        val_datasets=tuple(_absolute(uri) for uri in val_datasets),
+        train_datasets=tuple(absolute_uri(uri) for uri in train_datasets),
+        val_datasets=tuple(absolute_uri(uri) for uri in val_datasets),
         output_uri=output_uri,
-        init_weights=_absolute(init_weights) if init_weights else None,
+        init_weights=absolute_uri(init_weights) if init_weights else None,
         tracking_uri=tracking_uri,
         parent_run_id=parent,
         ledger_name=ledger_name,
@@ -238,12 +238,6 @@ def _trial_id_from_path(path: str | None) -> str | None:
 def _exists(uri: str, options: dict) -> bool:
     fs, path = open_fs(uri, options)
     return fs.exists(path)
-
-
-def _absolute(uri: str) -> str:
-    if "://" not in uri:
-        return os.path.abspath(uri)
-    return uri.rstrip("/")
 
 
 def _first_line(exc: BaseException) -> str:
