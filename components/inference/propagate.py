@@ -25,6 +25,15 @@ from components.precision import autocast_for
 
 
 
+@dataclass(frozen=True)
+class FrameProbabilities:
+    """One frame's soft output: float32 1+O,H,W at the frame's size, background then `object_ids` (join order)."""
+
+    index: int
+    object_ids: tuple[int, ...]
+    probabilities: np.ndarray
+
+
 @dataclass
 class PropagationResult:
     labels: list[np.ndarray]  # one H,W label map per frame (object ids, 0 = background)
@@ -77,6 +86,27 @@ class VideoPropagator:
     ) -> Iterator[np.ndarray]:
         """Yield one label map per frame as soon as it is computed (streams long videos)."""
         state = state or self._new_state()
+        for _, object_probs in self._iter_segmented(frames, annotations, state, progress):
+            start = time.perf_counter()
+            label = self._to_label(object_probs, state)
+            state.seconds += time.perf_counter() - start
+            yield label
+
+    def iter_probabilities(
+        self, frames: Iterable[np.ndarray], annotations: Mapping[int, np.ndarray], progress: bool = False
+    ) -> Iterator["FrameProbabilities"]:
+        """Yield each frame's soft output at the frame's size (what `predict --save-probabilities` stores,
+        and what parity checks compare with the official code's probabilities)."""
+        state = self._new_state()
+        for index, object_probs in self._iter_segmented(frames, annotations, state, progress):
+            with torch.inference_mode():
+                full = self._original_probabilities(object_probs, state)
+            yield FrameProbabilities(index, tuple(state.object_ids), full.cpu().numpy())
+
+    def _iter_segmented(
+        self, frames: Iterable[np.ndarray], annotations: Mapping[int, np.ndarray], state: "_VideoState", progress: bool
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(frame index, object probabilities 1,O,H',W' on the padded grid) per frame, model time in `state.seconds`."""
         if not annotations:
             raise DataError("no annotated frame: propagation needs at least the first frame's mask")
         bar = tqdm(frames, desc="propagate", unit="frame", disable=not progress)
@@ -92,9 +122,8 @@ class VideoPropagator:
                 start = time.perf_counter()
                 object_probs = self._segment(index, state.geometry.frame_to_tensor(frame, self.device),
                                              annotations.get(index), state)
-                label = self._to_label(object_probs, state)
                 state.seconds += time.perf_counter() - start
-                yield label
+                yield index, object_probs
 
     def _segment(self, index: int, x: torch.Tensor, annotation: np.ndarray | None, state: "_VideoState") -> torch.Tensor:
         """One frame: read memory, decode, apply given masks, update memory -> object probs 1,O,H',W'."""
@@ -117,6 +146,13 @@ class VideoPropagator:
                 state.last = entry
         return object_probs
 
+    def _original_probabilities(self, object_probs: torch.Tensor, state: "_VideoState") -> torch.Tensor:
+        """Object probabilities on the padded grid -> float32 1+O,H,W at the original size (background first)."""
+        geometry = state.geometry
+        if not state.object_ids:
+            return torch.ones(1, geometry.height, geometry.width)
+        return geometry.probs_to_original(self._with_background(object_probs).float())[0]
+
     def _to_label(self, object_probs: torch.Tensor, state: "_VideoState") -> np.ndarray:
         """Object probabilities on the padded grid -> an H,W label map of object ids at the original size."""
         geometry = state.geometry
@@ -124,8 +160,7 @@ class VideoPropagator:
             if self.keep_probabilities:
                 self.last_probabilities = ((), np.ones((1, geometry.height, geometry.width), dtype=np.float32))
             return np.zeros((geometry.height, geometry.width), dtype=np.uint8)
-        probs = self._with_background(object_probs)
-        full = geometry.probs_to_original(probs.float())
+        full = self._original_probabilities(object_probs, state)[None]
         if self.keep_probabilities:
             self.last_probabilities = (tuple(state.object_ids), full[0].cpu().numpy())
         # max(dim).indices, not argmax: the same first-maximum index, but CPU argmax over the leading

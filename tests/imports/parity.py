@@ -12,7 +12,6 @@ import torch
 
 from components.config import InferenceConfig, config_from_dict
 from components.config.schema import ModelConfig
-from components.inference.frames import FrameGeometry
 from components.inference.propagate import VideoPropagator
 from components.model.factory import build_network
 from tests.imports.official_data import (
@@ -63,25 +62,17 @@ def loaded(state_dict: dict[str, torch.Tensor], entry: str) -> torch.nn.Module:
 
 
 def official_settings(fixture: Fixture) -> InferenceConfig:
-    """The official evaluation's propagation settings: fp32, top-k 20, a memory frame every 5, no last frame."""
+    """The official evaluation's propagation settings: fp32, top-k 20, a memory frame every 5, no last frame, zero padding."""
     return InferenceConfig(memory_every=fixture.settings["mem_every"], top_k=fixture.settings["top_k"],
-                           include_last=False, precision="fp32")
+                           include_last=False, precision="fp32", padding="zero")
 
 
 def propagate(model: torch.nn.Module, fixture: Fixture, frames: int | None = None) -> np.ndarray:
     """corrvos's engine on the fixture video -> object probabilities O,T-1,H,W of frames 1.. (what the fixture holds)."""
     propagator = VideoPropagator(model, official_settings(fixture), "cpu")
-    state = propagator._new_state()
-    video = fixture.video[: frames or len(fixture.video)]
-    state.geometry = FrameGeometry.for_size(video.shape[1], video.shape[2])
-    out = []
-    with torch.inference_mode():
-        for index, frame in enumerate(video):
-            x = state.geometry.frame_to_tensor(frame, propagator.device)
-            probs = propagator._segment(index, x, fixture.first_mask if index == 0 else None, state)
-            if index:
-                out.append(probs[0].numpy())
-    return np.stack(out, axis=1)
+    video = list(fixture.video[: frames or len(fixture.video)])
+    out = [frame.probabilities[1:] for frame in propagator.iter_probabilities(video, {0: fixture.first_mask})]
+    return np.stack(out[1:], axis=1)
 
 
 def first_frame_encodings(model: torch.nn.Module, fixture: Fixture) -> tuple[np.ndarray, np.ndarray]:

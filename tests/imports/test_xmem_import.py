@@ -124,15 +124,14 @@ def test_every_stage_matches_the_official_network(model: torch.nn.Module, record
 def test_whole_video_matches_official_inference_core(model: torch.nn.Module, recorded: dict[str, np.ndarray]) -> None:
     """InferenceCore with eval.py's defaults vs XMemPropagator with `inference.preset: official`."""
     config = config_from_dict(InferenceConfig, {"preset": "official"}, "inference")
-    propagator = XMemPropagator(model, config, "cpu", keep_probabilities=True)
+    propagator = XMemPropagator(model, config, "cpu")
     labels = recorded["labels"]
     px = recorded["video_pixel_index"]
     frames = list(recorded["frames"])
     probabilities = []
-    for _ in propagator.iter_labels(frames, {0: labels[0]}):
-        ids, probs = propagator.last_probabilities
-        assert ids == tuple(range(1, OBJECTS + 1))
-        probabilities.append(probs[:, px][:, :, px])
+    for frame in propagator.iter_probabilities(frames, {0: labels[0]}):
+        assert frame.object_ids == tuple(range(1, OBJECTS + 1))
+        probabilities.append(frame.probabilities[:, px][:, :, px])
     ours = np.stack(probabilities)[1:]
     official = recorded["video_probs"][1:]  # frame 0 is the given mask on both sides
     difference = float(np.abs(ours - official).max())
