@@ -4,6 +4,7 @@
     python -m bench.inference --device cuda --frames 100   # GPU
     python -m bench.inference --model xmem                 # XMem's engine against STCN's, same sizes
     python -m bench.inference --top-k 0                    # the engine with the reference's full softmax
+    python -m bench.inference --against-official PATH      # against the official STCN/XMem loop (bench/against_official.py)
 
 A synthetic single-object video (a textured ellipse drifting over a panning texture, 854x480 for
 --size 480) runs through randomly initialised `stcn` and `small` models: once with our engine
@@ -28,12 +29,14 @@ import argparse
 import math
 import time
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench import against_official
 from bench.device import describe, synchronise
 from components.config import InferenceConfig, ModelConfig, config_from_dict
 from components.inference import propagator_for
@@ -55,13 +58,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, help=f"frames timed per run (default on CPU: "
                         f"{', '.join(f'{k} {v}' for k, v in CPU_FRAMES.items())}; on GPU: {GPU_FRAMES})")
     parser.add_argument("--size", type=int, default=480, help="short side in pixels; the long side is 16:9")
-    parser.add_argument("--rounds", type=int, default=3, help="engine and reference run alternately this many "
-                        "times; the best FPS of each counts (robust to other load on the machine)")
+    parser.add_argument("--rounds", type=int, help="engine and reference run alternately this many "
+                        "times; the best FPS of each counts (robust to other load on the machine; default 3, "
+                        "1 with --against-official)")
     parser.add_argument("--warmup", type=int, default=1, help="frames run untimed first, per preset")
     parser.add_argument("--top-k", type=int, default=20, help="the STCN engine's inference.top_k (0: full "
                         "softmax, the reference loop's read)")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument("--against-official", metavar="PATH", type=Path,
+                        help="a clone of the official STCN, XMem or VOS_Correspondence repository: compare "
+                             "corrvos's engine with its evaluation loop (see bench/against_official.py)")
+    against_official.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.against_official else 3
+    return args
 
 
 def synthetic_video(frames: int, height: int, width: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -199,6 +210,8 @@ def report_ratios(ratios: dict[str, float], device: torch.device, label: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.against_official:
+        return against_official.main(args)
     device = torch.device(args.device)
     presets = list(dict.fromkeys(p.strip() for p in args.presets.split(",") if p.strip()))
     where = describe(device)

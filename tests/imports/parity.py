@@ -14,7 +14,7 @@ from components.config import InferenceConfig, config_from_dict
 from components.config.schema import ModelConfig
 from components.inference.propagate import VideoPropagator
 from components.model.factory import build_network
-from tests.imports.official_data import (
+from tools.parity.official_data import (
     FIXTURES,
     load_spec,
     random_official_state,

@@ -5,7 +5,7 @@
         --out tests/imports/fixtures/vos_correspondence
 
 The official inference network (`model/eval_network.py`) is built, its state dict's keys and shapes
-are written to `spec.json`, seeded random weights (tests/imports/official_data.py) are loaded into it
+are written to `spec.json`, seeded random weights (tools/parity/official_data.py) are loaded into it
 strictly, and the official `InferenceCore` propagates a synthetic video; its probabilities (and the
 first frame's key and value, for stage-by-stage checks) go to `official.npz`. Nothing of the official
 code is copied: it is imported from the given path at run time. torchvision, which it needs only for
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.utils.model_zoo
 
-from tests.imports.official_data import random_official_state, spec_of, synthetic_video
+from tools.parity.official_data import random_official_state, spec_of, synthetic_video
 
 STRIDE = 3  # stored pixels: every third row and column (float32), enough to see every bilinear phase
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "imports" / "fixtures"
 
 
 def load_spec(path: Path) -> dict[str, tuple[list[int], str]]:
