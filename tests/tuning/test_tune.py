@@ -71,6 +71,11 @@ def test_every_trial_is_an_mlflow_child_run_with_its_overrides_and_curves(search
         assert steps == list(range(2, max(steps) + 1, 2)) and max(steps) - row["step"] in (0, 2), (steps, row)
         assert history[steps.index(row["step"])].value == pytest.approx(row["val_jf"])
         assert client.get_metric_history(run.info.run_id, "total")  # the training curves are there too
+        number = row["trial"].rsplit("_", 1)[-1].lstrip("0") or "0"  # named by the values it tried
+        pcl, ocl, lr = (row["overrides"][k] for k in ("loss.pcl_weight", "loss.ocl_weight", "train.learning_rate"))
+        assert run.info.run_name == f"trial {number}: pcl={pcl:.3g} ocl={ocl:.3g} lr={lr:.3g}"
+        inputs = {i.dataset.name: i.tags[0].value for i in run.inputs.dataset_inputs}
+        assert inputs == {"synthetic": "train", "synthetic-val": "val"}
 
 
 def test_stopped_trials_leave_no_cpu_reserved(search):
