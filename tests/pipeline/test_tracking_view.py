@@ -82,3 +82,17 @@ def test_trial_run_name_shows_its_weights() -> None:
                  "data.sampler.max_skip": 5}
     assert trial_run_name("a1b2c_00003", overrides) == "trial 3: pcl=0.213 ocl=0.05 lr=0.000321 max_skip=5"
     assert trial_run_name("a1b2c_00000", {}) == "trial 0"
+
+
+def test_the_docs_runs_table_nests_stages_and_shows_their_datasets(client: MlflowClient, datasets, tmp_path) -> None:
+    from tools.mlflow_runs_table import render, run_rows
+
+    uri, manifest = datasets["synthetic-val"]
+    experiment = ensure_experiment(client, "table", None)
+    parent = client.create_run(experiment, run_name="demo stcn-small released seed 1").info.run_id
+    child = client.create_run(experiment, run_name="evaluate", tags={"mlflow.parentRunId": parent}).info.run_id
+    log_dataset_inputs(client.tracking_uri, child, [(uri, "test")])
+    rows = run_rows(client, "table")
+    assert [r[0] for r in rows] == ["demo stcn-small released seed 1", "    └ evaluate"]
+    assert rows[1][2] == f"synthetic-val ({manifest.content_hash[:8]}) test" and rows[0][2] == "-"
+    assert render(rows, "rendered", tmp_path / "table.png").stat().st_size > 0
