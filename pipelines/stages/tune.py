@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from components.config import CorrvosConfig
-from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.stages.context import StageContext, datasets_with_role
 from pipelines.stages.init_weights import stage_init
 
@@ -13,7 +12,5 @@ def run_tune_stage(config: CorrvosConfig, context: StageContext) -> dict[str, st
 
     train = datasets_with_role(config, context.inputs["ingest"], "train")
     val = datasets_with_role(config, context.inputs["ingest"], "val")
-    log_dataset_inputs(context.tracking_uri, context.run_id, [(u, "train") for u in train] + [(u, "val") for u in val],
-                       config.storage.options)
     return run_tune(config, train, val, context.out, stage_init(config, context),
                     context.tracking_uri, context.run_id)

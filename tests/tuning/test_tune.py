@@ -53,6 +53,9 @@ def test_search_finishes_and_best_json_names_the_highest_val_jf(search):
     assert set(best["overrides"]) == set(SPACE) and best["mlflow_run_id"] == top["mlflow_run_id"]
     assert len({json.dumps(row["overrides"], sort_keys=True) for row in rows}) == 4  # four different samples
     assert Path(search["outputs"]["experiment"]).is_dir()
+    parent = search["client"].get_run(search["parent"])  # the run holding the trials shows the data they read
+    assert {i.dataset.name: i.tags[0].value for i in parent.inputs.dataset_inputs} == {"synthetic": "train",
+                                                                                      "synthetic-val": "val"}
     if top["status"] == "completed":
         assert best["model"] and Path(best["model"]).exists()
 
