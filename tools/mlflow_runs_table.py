@@ -58,17 +58,18 @@ def _context(dataset_input) -> str:
 
 def render(rows: list[tuple[str, ...]], title: str, path: Path) -> Path:
     """The rows as a table image at `path` (PNG)."""
-    figure = Figure(figsize=(15, 0.24 * (len(rows) + 1) + 0.35), layout="constrained")
+    figure = Figure(figsize=(18, 0.24 * (len(rows) + 1) + 0.35), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.axis("off")
     axes.set_title(title, fontsize=9, loc="left")
     table = axes.table(cellText=rows, colLabels=COLUMNS, cellLoc="left", colLoc="left", bbox=[0, 0, 1, 1],
-                       colWidths=[0.2, 0.09, 0.52, 0.06, 0.08, 0.05])
+                       colWidths=[0.17, 0.08, 0.6, 0.05, 0.06, 0.04])
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     for (row, _), cell in table.get_celld().items():
         cell.set_edgecolor("#dddddd")
+        cell.PAD = 0.01  # of the cell's width: matplotlib's 0.1 pushes the wide Dataset text far from its edge
         if row == 0:
             cell.set_facecolor("#f2f2f2")
             cell.set_text_props(weight="bold")
