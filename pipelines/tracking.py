@@ -1,4 +1,4 @@
-"""MLflow helpers: absolute tracking URIs, experiments with a known artifact root, flat params, a run logger.
+"""MLflow helpers: absolute tracking URIs, experiments with a known artifact root (opening on the runs table), flat params, a run logger.
 
 Nothing here touches MLflow's global "active run" state: every call names its run id, so Ray
 workers, the stage driver and the DAG can log into the same run without stepping on each other.
@@ -26,6 +26,10 @@ SECRET_PREFIXES = SECRET_KEYS  # credentials and endpoints: never logged
 # MLflow's own defaults (120 s per request, 7 retries with backoff) keep a dead server busy for minutes;
 # these bound one request at 20 s and a call to a silent server at ~40 s. A variable the user has set wins.
 MLFLOW_REQUEST_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+# MLflow 3's experiment kind: which view the UI opens (model training: the runs table; GenAI: traces)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+CHOSEN_KINDS = (MODEL_TRAINING_KIND, "genai_development")  # set by a person: left as they are
 
 
 def bound_mlflow_requests() -> None:
@@ -60,11 +64,19 @@ def default_artifact_root(tracking_uri: str, storage_root: str) -> str | None:
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    """The id of experiment `name`, created (with `artifact_root`) when missing."""
+    """The id of experiment `name`, created (with `artifact_root`) when missing, marked as model training.
+
+    MLflow 3's UI opens an experiment without `mlflow.experimentKind` in its GenAI view (traces, no runs);
+    the tag makes it open on the runs table. An existing experiment gets the tag unless someone chose a
+    kind by hand (a value MLflow inferred, `*_inferred`, is replaced).
+    """
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_root,
+                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+    if found.tags.get(EXPERIMENT_KIND_TAG) not in CHOSEN_KINDS:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    return found.experiment_id
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -60,7 +61,10 @@ def test_first_frame_mask_to_davis_layout_and_overlay(checkpoint, video, tmp_pat
     assert all(set(np.unique(read_label_map(p))) <= {0, 1} for p in pngs)  # only the given object
     with Image.open(out / "clip_overlay.gif") as gif:
         assert gif.n_frames == FRAMES
-    assert "wrote 7 frames" in stdout and "frames/s" in stdout
+    video = cv2.VideoCapture(str(out / "clip_overlay.mp4"))  # the same overlays, every frame, as a video
+    assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    video.release()
+    assert "wrote 7 frames" in stdout and "frames/s" in stdout and "clip_overlay.mp4" in stdout
     assert hidden_leftovers(out) == []
 
 

@@ -411,7 +411,7 @@ class EvaluateConfig:
     """The `evaluate` stage: how many validation videos, how many overlay reports."""
 
     max_videos: int | None = None
-    overlays: int = 4  # sequences that get overlay strips and GIFs
+    overlays: int = 4  # sequences (the worst by J&F) whose overlay strips, GIFs and MP4s go to MLflow
     probe: bool = True  # also run the correspondence probe (section `probe`) and log probe_jf beside J&F
     validate_every: int | None = None  # `train` logs held-out J&F (val_jf) every this many iterations
     validate_videos: int = 4  # validation videos scored each time

@@ -6,7 +6,8 @@
 Output folder:
     predictions/<seq>/<frame>.png   indexed PNGs (DAVIS palette), every frame, committed per sequence
     scores.json                     the scorer's JSON (toolkit vocabulary) plus a "timing" section
-    report/                         jf_per_sequence.png, <seq>_strip.png, <seq>_overlay.gif
+    report/                         jf_per_sequence.png, <seq>_strip.png (worst frames), <seq>_overlay.gif
+                                    (and <seq>_overlay.mp4 with mp4=True: real footage)
     ground_truth/, images/          copies the reports read, only for videos not already on disk
 """
 
@@ -91,12 +92,14 @@ def evaluate_videos(
     progress: bool = True,
     *,
     reports: bool = True,
+    mp4: bool = False,
 ) -> EvaluationRun:
     """Propagate each video's given masks, write its predictions, score them against its ground truth.
 
     The DAVIS protocol applies: objects are those of the first ground-truth frame; the first and last
     annotated frames are not scored. An object given later (not in the first ground-truth frame) is
     propagated and written but not scored. A video with fewer than 3 annotated frames is an error.
+    `mp4`: the reports add an MP4 of every sequence beside its GIF (for real footage).
     """
     out = Path(out_dir)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,7 @@ def evaluate_videos(
         raise DataError("no videos to evaluate")
     result = EvaluationResult(sequences=tuple(scores))
     scores_path = _write_scores(result, timings, out / "scores.json")
-    report_paths = _write_reports(result, out, on_disk) if reports else []
+    report_paths = _write_reports(result, out, on_disk, mp4) if reports else []
     return EvaluationRun(result, tuple(timings), out, scores_path, tuple(report_paths))
 
 
@@ -174,16 +177,14 @@ def _report_inputs(video: EvalVideo, out: Path) -> tuple[Path, Path]:
     return gt_dir, image_dir
 
 
-def _write_reports(result: EvaluationResult, out: Path, inputs: dict[str, tuple[Path, Path]]) -> list[Path]:
-    from components.evaluation.reports import plot_jf_per_sequence, write_overlay_gif, write_overlay_strip
+def _write_reports(result: EvaluationResult, out: Path, inputs: dict[str, tuple[Path, Path]], mp4: bool) -> list[Path]:
+    from components.evaluation.reports import plot_jf_per_sequence, write_sequence_overlays
 
     report = out / "report"
     paths = [plot_jf_per_sequence(result, report / "jf_per_sequence.png")]
     for score in result.sequences:
         gt_dir, image_dir = inputs[score.name]
-        pred_dir = out / "predictions" / score.name
-        paths.append(write_overlay_strip(score, gt_dir, pred_dir, image_dir, report / f"{score.name}_strip.png"))
-        paths.append(write_overlay_gif(gt_dir, pred_dir, image_dir, report / f"{score.name}_overlay.gif"))
+        paths += write_sequence_overlays(score, gt_dir, out / "predictions" / score.name, image_dir, report, mp4=mp4)
     return paths
 
 

@@ -1,4 +1,4 @@
-"""Segment a user's video: a folder of frames and the first masks in, DAVIS-layout PNGs (and a GIF) out.
+"""Segment a user's video: a folder of frames and the first masks in, DAVIS-layout PNGs (and a GIF + MP4) out.
 
 Every input is checked before anything is written (frames readable and of one size, masks of that
 size, at least one object); predictions go to a temporary folder that is renamed into place at the
@@ -10,23 +10,20 @@ moved into place, and a failed run removes the files it wrote.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from components.config.schema import InferenceConfig
 from components.errors import DataError
 from components.evaluation.masks import check_mask_files, read_label_map
 from components.evaluation.predictions import FrameCallback, SequenceFolder, propagate_to_folder
-from components.evaluation.reports import overlay
+from components.evaluation.overlays import OverlayClip
 from components.evaluation.videos import first_appearances, image_frames, image_size, list_image_files
 from components.inference import propagator_for
 
@@ -41,6 +38,7 @@ class PredictionRun:
     frame_count: int
     compute_seconds: float
     probabilities_dir: Path | None = None
+    overlay_video: Path | None = None  # the MP4 beside the GIF
 
     @property
     def fps(self) -> float:
@@ -84,6 +82,11 @@ class PredictionJob:
     probabilities_dir: Path | None = None  # <dir>/<frame stem>.npy per frame, when asked for
 
     @property
+    def overlay_video(self) -> Path | None:
+        """The MP4 written beside the overlay GIF (<name>_overlay.mp4), when overlays are asked for."""
+        return self.overlay_path.with_suffix(".mp4") if self.overlay_path is not None else None
+
+    @property
     def object_ids(self) -> tuple[int, ...]:
         return tuple(sorted({int(v) for mask in self.annotations.values() for v in np.unique(mask) if v}))
 
@@ -100,7 +103,7 @@ def plan_prediction(
 ) -> PredictionJob:
     """Check every input (cheap: frame headers and masks only) before any model is loaded.
 
-    Results go to <out_dir>/<name>/ and <out_dir>/<name>_overlay.gif; `name` defaults to the frames
+    Results go to <out_dir>/<name>/ and <out_dir>/<name>_overlay.gif (+ .mp4); `name` defaults to the frames
     folder's name; probabilities to <save_probabilities>/<frame stem>.npy. An existing result is an
     error unless `overwrite`.
     """
@@ -111,7 +114,7 @@ def plan_prediction(
     annotations = load_annotations(Path(masks), paths, _common_size(paths))
     name = name or frames_dir.resolve().name
     final, gif = out_dir / name, out_dir / f"{name}_overlay.gif"
-    if not overwrite and (final.exists() or (overlay_gif and gif.exists())):
+    if not overwrite and (final.exists() or (overlay_gif and (gif.exists() or gif.with_suffix(".mp4").exists()))):
         raise DataError(f"{final} already exists; pass --overwrite to replace it")
     probabilities = Path(save_probabilities) if save_probabilities is not None else None
     if probabilities is not None:
@@ -134,13 +137,16 @@ def run_prediction(
     """Propagate, write every frame's PNG into a temporary folder, then move it (and the GIF) into place;
     probabilities, when the job asks for them, go file by file into their folder."""
     job.sequence_dir.parent.mkdir(parents=True, exist_ok=True)
-    animation = OverlayAnimation(len(job.frame_paths)) if job.overlay_path is not None else None
+    animation = None
+    if job.overlay_path is not None:
+        animation = OverlayClip(len(job.frame_paths), job.sequence_dir.parent)
     propagator = propagator_for(model, config, device, keep_probabilities=job.probabilities_dir is not None)
     writer = None
     if job.probabilities_dir is not None:
         writer = ProbabilityWriter(job.probabilities_dir, [p.stem for p in job.frame_paths], job.object_ids, propagator)
     callbacks = [c.add for c in (animation, writer) if c is not None]
-    temporary_gif, done = None, False
+    temporaries: tuple[Path, ...] = ()
+    done = False
     try:
         with SequenceFolder(job.sequence_dir) as folder:
             run = propagate_to_folder(
@@ -149,17 +155,19 @@ def run_prediction(
                 desc=job.sequence_dir.name,
             )
             if animation is not None:
-                temporary_gif = animation.save_temporary(job.sequence_dir.parent)
-        if temporary_gif is not None:
-            os.replace(temporary_gif, job.overlay_path)
+                temporaries = animation.save_temporary()
+        for temporary, final in zip(temporaries, (job.overlay_path, job.overlay_video)):
+            os.replace(temporary, final)
         done = True
     finally:
-        if temporary_gif is not None:
-            temporary_gif.unlink(missing_ok=True)  # only still there when something failed
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)  # only still there when something failed
+        if animation is not None:
+            animation.discard()
         if writer is not None and not done:
             writer.remove_written()
     return PredictionRun(job.sequence_dir, job.overlay_path, job.object_ids, run.frame_count, run.compute_seconds,
-                         job.probabilities_dir)
+                         job.probabilities_dir, job.overlay_video)
 
 
 def predict_folder(
@@ -231,39 +239,6 @@ class ProbabilityWriter:
         """Undo a failed run: delete the files this writer moved into place."""
         for path in self.written:
             path.unlink(missing_ok=True)
-
-
-class OverlayAnimation:
-    """Collects predicted masks coloured over frames (at most `max_frames`, evenly spaced) for a GIF."""
-
-    def __init__(self, total: int, max_frames: int = 60, width: int = 320, fps: float = 24.0) -> None:
-        self.stride = max(1, math.ceil(total / max_frames))
-        self.width = width
-        self.duration_ms = int(round(1000 * self.stride / fps))
-        self.images: list[Image.Image] = []
-
-    def add(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
-        if index % self.stride:
-            return
-        height, width = labels.shape
-        if width > self.width:
-            size = (self.width, max(1, round(height * self.width / width)))
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            labels = cv2.resize(labels.astype(np.uint16), size, interpolation=cv2.INTER_NEAREST)
-        self.images.append(Image.fromarray(overlay(frame, labels)))
-
-    def save_temporary(self, folder: Path) -> Path:
-        """Write the GIF to a hidden temporary file in `folder` and return its path (rename it into place)."""
-        handle, temporary = tempfile.mkstemp(prefix=".overlay.", suffix=".gif.tmp", dir=folder)
-        os.close(handle)
-        try:
-            first, *rest = self.images
-            first.save(temporary, format="GIF", save_all=True, append_images=rest, duration=self.duration_ms, loop=0)
-            os.chmod(temporary, 0o644)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return Path(temporary)
 
 
 def _common_size(paths: list[Path]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from components.evaluation.reports import object_colour
+from components.evaluation.overlays import object_colour
 from components.inference import VideoPropagator
 
 

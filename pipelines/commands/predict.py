@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", type=Path,
                         help="writes DIR/<name>/<frame>.png (name: the frames folder's, or --name)")
     parser.add_argument("--name", help="sequence folder name under --out (default: the frames folder's name)")
-    parser.add_argument("--overlay", action="store_true", help="also write DIR/<name>_overlay.gif")
+    parser.add_argument("--overlay", action="store_true",
+                        help="also write DIR/<name>_overlay.gif and DIR/<name>_overlay.mp4 (every frame)")
     parser.add_argument("--save-probabilities", metavar="DIR", type=Path,
                         help="also write DIR/<frame stem>.npy per frame: float16, (1 + objects, H, W) at the "
                              "frame's size, channel 0 background, then the objects in ascending id")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.frame_count} frames to {result.sequence_dir} (objects {ids}); "
           f"{result.fps:.2f} frames/s on {device} (model time, I/O excluded)")
     if result.overlay_path is not None:
-        print(f"wrote {result.overlay_path}")
+        print(f"wrote {result.overlay_path} and {result.overlay_video}")
     if result.probabilities_dir is not None:
         print(f"wrote {result.frame_count} probability files (.npy, float16) to {result.probabilities_dir}")
     return 0

@@ -28,6 +28,7 @@ from pipelines.dag.graph import StageNode, active_stages, plan, with_resolved_pr
 from pipelines.dag.records import StageStore, running_state
 from pipelines.dag.sources import MISSING, init_signature, source_signature
 from pipelines.dag.state import DriverRecord, PipelineState
+from pipelines.run_names import pipeline_run_name
 from pipelines.tracking import check_tracking_reachable, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.versioning import code_version
 
@@ -137,7 +138,7 @@ def run_pipeline(config: CorrvosConfig, rerun: str | None = None, progress: bool
     client = MlflowClient(tracking_uri)
     experiment = ensure_experiment(client, config.tracking.experiment,
                                    default_artifact_root(tracking_uri, config.storage.root))
-    parent = client.create_run(experiment, run_name=f"pipeline {config.pipeline.name}", tags={
+    parent = client.create_run(experiment, run_name=pipeline_run_name(config), tags={
         "corrvos.pipeline": config.pipeline.name, "corrvos.code_version": code_version(),
         "corrvos.rerun": rerun or "",
     }).info.run_id

@@ -23,6 +23,7 @@ from components.evaluation.reports import plot_jf_and_probe
 from components.evaluation.videos import dataset_videos
 from components.model.checkpoint import load_inference_checkpoint
 from components.probe import ProbeRun, probe_videos
+from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.stages.context import StageContext, named_datasets_with_role
 from pipelines.training.stage import dataset_version
 from components.storage import open_fs
@@ -47,6 +48,8 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     test_sets = named_datasets_with_role(config, context.inputs["ingest"], REPORTING_ROLE)
     if not test_sets:
         raise ValueError(f"pipeline.sources: no ingested dataset has role {REPORTING_ROLE!r}")
+    log_dataset_inputs(context.tracking_uri, context.run_id, [(uri, REPORTING_ROLE) for _, uri in test_sets],
+                       config.storage.options)
     local = "://" not in context.out or context.out.startswith("file://")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(context.out.removeprefix("file://")) if local else Path(scratch)
@@ -54,7 +57,7 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         for index, (source, uri) in enumerate(test_sets):
             folder = root / source.name
             run = evaluate_videos(model, _videos(config, uri), folder, config.inference, device,
-                                  progress=context.progress)
+                                  progress=context.progress, mp4=source.kind != "synthetic")
             floor = copy_first_mask_floor(_videos(config, uri)).global_metrics()["J&F-Mean"]
             probe = None
             if config.evaluate.probe:
@@ -132,9 +135,9 @@ def _log(result: ScoredTestSet, config: CorrvosConfig, context: StageContext, pr
     artifacts = f"evaluation/{result.name}"
     logger.log_file(run.scores_path, artifacts)
     charts = [p for p in run.report_paths if p.suffix == ".png" and not p.name.endswith("_strip.png")]
-    strips = [p for p in run.report_paths if p.name.endswith("_strip.png")][: config.evaluate.overlays]
-    gifs = [p for p in run.report_paths if p.suffix == ".gif"][: config.evaluate.overlays]
-    for path in charts + strips + gifs:
+    worst = sorted(run.result.sequences, key=lambda s: s.jf_mean)[: config.evaluate.overlays]
+    shown = {f"{s.name}_{kind}" for s in worst for kind in ("strip.png", "overlay.gif", "overlay.mp4")}
+    for path in charts + [p for p in run.report_paths if p.name in shown]:
         logger.log_file(path, f"{artifacts}/report")
     if result.probe is not None:
         jf = {s.name: s.jf_mean for s in run.result.sequences}

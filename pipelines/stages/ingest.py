@@ -11,6 +11,7 @@ from components.data.manifest import Manifest
 from components.data.overlap import RoleDataset, check_test_apart
 from components.errors import DataError
 from pipelines.dag.sources import source_present
+from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.stages.context import StageContext
 
 
@@ -37,6 +38,8 @@ def run_ingest(config: CorrvosConfig, context: StageContext) -> dict[str, str]:
         manifests[source.name] = manifest
     if not outputs:
         raise DataError("pipeline.sources: no dataset could be ingested")
+    roles = [(outputs[s.name], role) for s in config.pipeline.sources if s.name in outputs for role in s.roles]
+    log_dataset_inputs(context.tracking_uri, context.run_id, roles, config.storage.options)
     check_test_apart(*_by_role(config, manifests))  # before any stage can train or steer on a test video
     return outputs
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from components.config import CorrvosConfig, InferenceConfig, ProbeConfig, config_from_dict
 from components.errors import ConfigError, CorrvosError
+from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.registry import EVAL_SET_TAG, promote, register_model
 from pipelines.training.stage import dataset_version
 from pipelines.stages.context import StageContext, datasets_with_role
@@ -26,6 +27,11 @@ def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     }
     if train:
         tags["corrvos.dataset_version"] = dataset_version(train, config.storage.options)
+    # the version's run shows what it was trained and scored on in MLflow's Dataset column
+    ingested, primary = context.inputs.get("ingest", {}), evaluate.get("primary_test_set")
+    tested = [(ingested[primary], "test")] if primary in ingested else []
+    log_dataset_inputs(context.tracking_uri, context.run_id, [(u, "train") for u in train] + tested,
+                       config.storage.options)
     # what evaluate scored on: J&F is only compared between versions scored on the same held-out set
     tags[EVAL_SET_TAG] = context.inputs["evaluate"]["held_out_version"]
     tags.update(_test_set_tags(evaluate))

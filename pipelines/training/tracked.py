@@ -17,6 +17,7 @@ from components.secrets import public_config
 from components.storage import read_bytes
 from components.training.curves import plot_curves
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, flatten_config, resolve_tracking_uri
+from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.training.stage import dataset_version, run_training_stage
 from pipelines.training.worker import PeriodicValidation
 from pipelines.versioning import code_version
@@ -64,6 +65,9 @@ def run_tracked_training_stage(
     stage = getattr(config, stage_name)
     resolved = public_config(config_to_dict(config))
     logger.log_params(stage_params(resolved, stage_name))
+    inputs = [(uri, stage_name) for uri in datasets]  # read in the role the stage is named after
+    inputs += [(uri, "val") for uri in (validation.datasets if validation is not None else ())]
+    log_dataset_inputs(tracking_uri, run_id, inputs, config.storage.options)
     logger.set_tags({
         "corrvos.dataset_version": version,
         "corrvos.code_version": code_version(),

@@ -28,6 +28,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from components.config import CorrvosConfig, config_to_dict
 from components.errors import ConfigError, CorrvosError
 from components.storage import absolute_uri, atomic_write_bytes, open_fs, read_bytes
+from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.tracking import RunLogger, default_artifact_root, ensure_experiment, resolve_tracking_uri
 from pipelines.training.stage import ray_storage
 from pipelines.tuning.space import config_with_overrides, param_space, parse_space, plain
@@ -75,6 +76,8 @@ def run_tune(
         best = json.loads(read_bytes(outputs["best"], options))
         return {**outputs, "mlflow_run_id": best.get("parent_run_id") or parent_run_id or ""}
     parent = parent_run_id or _parent_run(config, output_uri, tracking_uri)
+    log_dataset_inputs(tracking_uri, parent, [(u, "train") for u in train_datasets] + [(u, "val") for u in val_datasets],
+                       options)
     ledger_name = "corrvos-tune-ledger-" + hashlib.sha256(output_uri.encode()).hexdigest()[:12]
     ledger_actor = ledger(ledger_name)  # held until the search ends
     setup = TrialSetup(

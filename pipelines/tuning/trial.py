@@ -25,6 +25,8 @@ from ray.util.placement_group import PlacementGroup, placement_group_table, remo
 
 from components.config import CorrvosConfig, config_from_dict
 from components.storage import atomic_write_bytes, read_bytes
+from pipelines.dataset_inputs import log_dataset_inputs
+from pipelines.run_names import trial_run_name
 from pipelines.tracking import RunLogger
 from pipelines.training.stage import run_training_stage
 from pipelines.training.worker import PeriodicValidation
@@ -82,10 +84,13 @@ def _trial_run(setup: TrialSetup, trial_id: str, overrides: dict[str, Any], outp
         pass
     client = MlflowClient(setup.tracking_uri)
     experiment = client.get_run(setup.parent_run_id).info.experiment_id
-    run = client.create_run(experiment, run_name=f"trial-{trial_id}", tags={
+    run = client.create_run(experiment, run_name=trial_run_name(trial_id, overrides), tags={
         "mlflow.parentRunId": setup.parent_run_id, "corrvos.stage": "tune-trial", "corrvos.tune.trial_id": trial_id,
     })
     RunLogger(setup.tracking_uri, run.info.run_id).log_params({key: str(value) for key, value in overrides.items()})
+    log_dataset_inputs(setup.tracking_uri, run.info.run_id,
+                       [(uri, "train") for uri in setup.train_datasets] + [(uri, "val") for uri in setup.val_datasets],
+                       options)
     atomic_write_bytes(marker, run.info.run_id.encode(), options)
     return run.info.run_id
 

@@ -132,8 +132,9 @@ def test_cli_prints_table_writes_json_and_reports(davis: tuple[Path, Path], tmp_
     assert cars["objects"][1]["J-per-frame"] == [1.0, 0.0, 1.0, 1.0]
     assert {"J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"} <= set(cars["objects"][0])
     assert [p.name for p in out_json.parent.iterdir()] == ["scores.json"]  # no temporary left behind
-    assert sorted(p.name for p in report.iterdir()) == [
-        "cars_overlay.gif", "cars_strip.png", "dog_overlay.gif", "dog_strip.png", "jf_per_sequence.png",
+    assert sorted(p.name for p in report.iterdir()) == [  # the frames are on disk: real footage gets an MP4
+        "cars_overlay.gif", "cars_overlay.mp4", "cars_strip.png", "dog_overlay.gif", "dog_overlay.mp4", "dog_strip.png",
+        "jf_per_sequence.png",
     ]
 
 

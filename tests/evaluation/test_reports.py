@@ -13,7 +13,6 @@ from components.evaluation.reports import (
     CAPTION_HEIGHT,
     default_report_dir,
     object_colour,
-    overlay,
     plot_jf_per_sequence,
     write_overlay_gif,
     write_overlay_strip,
@@ -37,16 +36,6 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_palette_matches_davis() -> None:
     assert [object_colour(i) for i in range(5)] == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128)]
-
-
-def test_overlay_blends_objects_and_leaves_background() -> None:
-    image = np.full((10, 10, 3), 100, dtype=np.uint8)
-    labels = np.zeros((10, 10), dtype=np.uint8)
-    labels[2:8, 2:8] = 2
-    out = overlay(image, labels, alpha=0.5)
-    assert out[0, 0].tolist() == [100, 100, 100]
-    assert out[5, 5].tolist() == [50, 114, 50]  # halfway between grey 100 and green (0, 128, 0)
-    assert out[2, 5].tolist() == [0, 128, 0]  # outline in the object's colour
 
 
 def test_bar_chart_is_a_png(folders: tuple[Path, Path], tmp_path: Path) -> None:
@@ -91,6 +80,6 @@ def test_write_reports_returns_every_path_beside_the_predictions(folders: tuple[
         out / "b_strip.png",
         out / "b_overlay.gif",
     ]
-    assert sorted(out.iterdir()) == sorted(paths)  # nothing else, no temporaries
-    only = write_reports(result, gt, pred, out_dir=out / "again", sequences=["b"])
-    assert [p.name for p in only] == ["jf_per_sequence.png", "b_strip.png", "b_overlay.gif"]
+    assert sorted(out.iterdir()) == sorted(paths)  # nothing else, no temporaries: no frames on disk, no MP4
+    only = write_reports(result, gt, pred, out_dir=out / "again", sequences=["b"], mp4=True)
+    assert [p.name for p in only] == ["jf_per_sequence.png", "b_strip.png", "b_overlay.gif", "b_overlay.mp4"]

@@ -141,7 +141,8 @@ def test_killed_pipeline_resumes_at_train(tmp_path):
 
     # the killed run's parent, and its child that was running, were ended as KILLED by the rerun
     parents = client.search_runs([client.get_run(train_run).info.experiment_id],
-                                 filter_string="attributes.run_name = 'pipeline crash'", order_by=["attributes.start_time ASC"])
+                                 filter_string="attributes.run_name LIKE 'crash stcn-small %'",  # the pipeline runs
+                                 order_by=["attributes.start_time ASC"])
     assert [p.info.run_id for p in parents][-1] == summary["parent_run_id"] and len(parents) == 2
     assert parents[0].info.status == "KILLED" and KILLED_TAG in parents[0].data.tags
     assert parents[1].info.status == "FINISHED"

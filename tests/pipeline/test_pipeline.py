@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from components.data.dataset import VideoDataset
 from pipelines.cli import main
 from tests.pipeline.conftest import tiny_pipeline_yaml
 from tests.pipeline.test_served_equals_scored import SCORED_WITH, assert_champion_served_reproduces_logged_jf
@@ -38,11 +39,28 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
     assert list(first["test_sets"]) == ["test"] and first["test_sets"]["test"]["jf"] == first["jf"]
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    parent = client.get_run(first["parent_run_id"])
+    assert parent.info.run_name == "tiny stcn-small released seed 14159265"  # pipeline, model, loss preset, seed
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs table
     for name, stage in first["stages"].items():  # every stage ran in a child run of the pipeline's run
         run = client.get_run(stage["mlflow_run_id"])
-        assert run.data.tags["corrvos.stage"] == name
+        assert run.data.tags["corrvos.stage"] == name and run.info.run_name == name
         assert run.data.tags["mlflow.parentRunId"] == first["parent_run_id"]
         assert run.info.status == "FINISHED"
+    # every stage that reads a dataset shows it as an MLflow input: name, content hash, role
+    ingested = first["stages"]["ingest"]["outputs"]
+    digests = {name: VideoDataset(uri).version[:36] for name, uri in ingested.items()}
+    expected = {"ingest": {"train": "pretrain,train", "val": "val", "test": "test"}, "pretrain": {"train": "pretrain"},
+                "train": {"train": "train", "val": "val"}, "evaluate": {"test": "test"},
+                "register": {"train": "train", "test": "test"}, "promote": {}}
+    for name, roles in expected.items():
+        inputs = client.get_run(first["stages"][name]["mlflow_run_id"]).inputs.dataset_inputs
+        assert {i.dataset.name: i.tags[0].value for i in inputs} == roles, name
+        assert all(i.dataset.digest == digests[i.dataset.name] for i in inputs)
+        assert all(json.loads(i.dataset.source)["uri"] == ingested[i.dataset.name] for i in inputs)
+    version = client.get_model_version("corrvos-tiny", "1")  # the version links to the run that shows its data
+    assert version.run_id == first["stages"]["register"]["mlflow_run_id"]
     evaluate = client.get_run(first["stages"]["evaluate"]["mlflow_run_id"])
     assert evaluate.data.metrics["jf"] == pytest.approx(first["jf"])
     assert any(k.startswith("sequence.") for k in evaluate.data.metrics)

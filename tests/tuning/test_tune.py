@@ -53,6 +53,9 @@ def test_search_finishes_and_best_json_names_the_highest_val_jf(search):
     assert set(best["overrides"]) == set(SPACE) and best["mlflow_run_id"] == top["mlflow_run_id"]
     assert len({json.dumps(row["overrides"], sort_keys=True) for row in rows}) == 4  # four different samples
     assert Path(search["outputs"]["experiment"]).is_dir()
+    parent = search["client"].get_run(search["parent"])  # the run holding the trials shows the data they read
+    assert {i.dataset.name: i.tags[0].value for i in parent.inputs.dataset_inputs} == {"synthetic": "train",
+                                                                                      "synthetic-val": "val"}
     if top["status"] == "completed":
         assert best["model"] and Path(best["model"]).exists()
 
@@ -71,6 +74,11 @@ def test_every_trial_is_an_mlflow_child_run_with_its_overrides_and_curves(search
         assert steps == list(range(2, max(steps) + 1, 2)) and max(steps) - row["step"] in (0, 2), (steps, row)
         assert history[steps.index(row["step"])].value == pytest.approx(row["val_jf"])
         assert client.get_metric_history(run.info.run_id, "total")  # the training curves are there too
+        number = row["trial"].rsplit("_", 1)[-1].lstrip("0") or "0"  # named by the values it tried
+        pcl, ocl, lr = (row["overrides"][k] for k in ("loss.pcl_weight", "loss.ocl_weight", "train.learning_rate"))
+        assert run.info.run_name == f"trial {number}: pcl={pcl:.3g} ocl={ocl:.3g} lr={lr:.3g}"
+        inputs = {i.dataset.name: i.tags[0].value for i in run.inputs.dataset_inputs}
+        assert inputs == {"synthetic": "train", "synthetic-val": "val"}
 
 
 def test_stopped_trials_leave_no_cpu_reserved(search):
