@@ -59,22 +59,32 @@ def pcl_loss(
     if anchor_positions is None:
         anchor_positions = grid_positions(b, h, w, anchor_grid, generator)
     anchors = gather_positions(embed_a[:, 0], anchor_positions).reshape(-1, d)  # B*K, D (with gradient)
-    k = anchor_positions.shape[1]
     logits_a = _anchor_logit_maps(embed_a[:, 1:], anchors)  # B*(T-1), B*K, h, w
     logits_a = warp_to_view_b(logits_a, theta.repeat_interleave(t - 1, dim=0))
-    with torch.no_grad():
-        logits_b = _anchor_logit_maps(embed_b[:, 1:].detach(), anchors.detach())
-        clip_of_pixel = torch.arange(b, device=anchors.device).repeat_interleave(t - 1)  # B*(T-1)
-        clip_of_anchor = torch.arange(b, device=anchors.device).repeat_interleave(k)  # B*K
-        own = (clip_of_pixel[:, None] == clip_of_anchor[None, :])[:, :, None, None]  # B*(T-1), B*K, 1, 1
-        if pseudo_label == "released":  # softmax over every clip's anchors, zeroed outside the own clip
-            scores = _softmax(logits_b) * own
-        elif pseudo_label == "own_clip":
-            scores = logits_b.masked_fill(~own, float("-inf"))
-        else:
-            raise ValueError(f"unknown pseudo-label rule {pseudo_label!r}")
-        targets = scores.max(dim=1).indices  # B*(T-1), h, w (first maximum, as argmax; vectorised on CPU)
+    targets = pseudo_labels(embed_b[:, 1:], anchors, pseudo_label)  # B*(T-1), h, w
     return contrastive_nll(logits_a, targets, log_form)
+
+
+@torch.no_grad()
+def pseudo_labels(embed_b: torch.Tensor, anchors: torch.Tensor, rule: PseudoLabel = "released") -> torch.Tensor:
+    """The anchor each view-B pixel is matched to (no gradient).  embed_b: B,T',D,h,w; anchors: B*K,D -> B*T',h,w.
+
+    `released`: argmax of the softmax over every clip's anchors, zeroed outside the pixel's own clip;
+    `own_clip`: argmax of the own clip's similarities.
+    """
+    b, t = embed_b.shape[:2]
+    k = anchors.shape[0] // b
+    logits_b = _anchor_logit_maps(embed_b.detach(), anchors.detach())  # B*T', B*K, h, w
+    clip_of_pixel = torch.arange(b, device=anchors.device).repeat_interleave(t)  # B*T'
+    clip_of_anchor = torch.arange(b, device=anchors.device).repeat_interleave(k)  # B*K
+    own = (clip_of_pixel[:, None] == clip_of_anchor[None, :])[:, :, None, None]  # B*T', B*K, 1, 1
+    if rule == "released":
+        scores = _softmax(logits_b) * own
+    elif rule == "own_clip":
+        scores = logits_b.masked_fill(~own, float("-inf"))
+    else:
+        raise ValueError(f"unknown pseudo-label rule {rule!r}")
+    return scores.max(dim=1).indices  # first maximum, as argmax (vectorised on CPU for dim 1)
 
 
 def _anchor_logit_maps(embeddings: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
