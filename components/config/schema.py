@@ -5,6 +5,7 @@ Later stages (data, train, evaluate, pipeline) add their sections here; every se
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -171,6 +172,15 @@ class LossConfig:
     def uses_correspondence(self) -> bool:
         """True when any correspondence term has weight, i.e. view B and head g are needed."""
         return max(self.pcl_weight, self.cross_view_weight, self.ocl_weight) > 0.0
+
+    def in_fractions(self, stage_iterations: int) -> "LossConfig":
+        """The same schedules as fractions of a stage of `stage_iterations`, for runs that shorten the stage
+        (tune trials): a 600-iteration trial then ramps where the full stage would, scaled down."""
+        if self.schedule_unit == "fraction":
+            return self
+        keys = ("ramp_start", "ramp_end", "bootstrap_start", "bootstrap_end")
+        scaled = {k: min(getattr(self, k) / stage_iterations, 1.0) for k in keys}
+        return dataclasses.replace(self, schedule_unit="fraction", **scaled)
 
     @property
     def departures(self) -> tuple[str, ...]:
