@@ -173,7 +173,7 @@ class LossConfig:
         """True when any correspondence term has weight, i.e. view B and head g are needed."""
         return max(self.pcl_weight, self.cross_view_weight, self.ocl_weight) > 0.0
 
-    def in_fractions(self, stage_iterations: int) -> "LossConfig":
+    def in_fractions(self, stage_iterations: int) -> LossConfig:
         """The same schedules as fractions of a stage of `stage_iterations`, for runs that shorten the stage
         (tune trials): a 600-iteration trial then ramps where the full stage would, scaled down."""
         if self.schedule_unit == "fraction":

@@ -11,12 +11,13 @@ from components.config.schema import LossConfig, StageConfig
 
 def stage_iteration(loss: LossConfig, value: float, iterations: int) -> int:
     """A schedule point of `loss` as an iteration of a stage of `iterations` iterations."""
-    return int(round(value * iterations)) if loss.schedule_unit == "fraction" else int(value)
+    return round(value * iterations) if loss.schedule_unit == "fraction" else int(value)
 
 
 def describe_objective(loss: LossConfig, stages: dict[str, StageConfig]) -> list[str]:
     """Lines naming every term, form and schedule of `loss`, the schedules resolved for each stage."""
-    seg = f"{loss.seg_weight:g} x bootstrapped CE ({'per clip, own classes' if loss.bootstrap_scope == 'clip' else 'per batch, every class slot'}, top {loss.bootstrap_top_p:.0%})"
+    scope = "per clip, own classes" if loss.bootstrap_scope == "clip" else "per batch, every class slot"
+    seg = f"{loss.seg_weight:g} x bootstrapped CE ({scope}, top {loss.bootstrap_top_p:.0%})"
     if loss.dice_weight > 0:
         background = "background included" if loss.dice_form == "released" else "objects only"
         seg += f" + {loss.dice_weight:g} x Dice ({loss.dice_form}: {background})"
@@ -29,10 +30,12 @@ def describe_objective(loss: LossConfig, stages: dict[str, StageConfig]) -> list
     lines.append(f"  schedules stated in {loss.schedule_unit}: ramp {loss.ramp_start:g} -> {loss.ramp_end:g}, "
                  f"bootstrapping {loss.bootstrap_start:g} -> {loss.bootstrap_end:g}")
     for name, stage in stages.items():
-        at = lambda v: stage_iteration(loss, v, stage.iterations)  # noqa: E731
-        ramp = f"lambda 0 until iteration {at(loss.ramp_start)}, 1 from {at(loss.ramp_end)}; " if weighted else ""
+        ramp_start, ramp_end, boot_start, boot_end = (
+            stage_iteration(loss, v, stage.iterations)
+            for v in (loss.ramp_start, loss.ramp_end, loss.bootstrap_start, loss.bootstrap_end))
+        ramp = f"lambda 0 until iteration {ramp_start}, 1 from {ramp_end}; " if weighted else ""
         lines.append(f"  {name} ({stage.iterations} iterations): {ramp}CE keeps 100% of pixels until "
-                     f"{at(loss.bootstrap_start)}, {loss.bootstrap_top_p:.0%} from {at(loss.bootstrap_end)}; "
+                     f"{boot_start}, {loss.bootstrap_top_p:.0%} from {boot_end}; "
                      f"gradient clipping {stage.grad_clip if stage.grad_clip else 'off'}")
     lines.append(f"  loss-form departures from the release: {', '.join(loss.departures) or 'none'}")
     return lines

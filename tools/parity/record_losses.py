@@ -18,9 +18,10 @@ import json
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,9 +71,7 @@ def record_correspondence(vosc: Path, out: dict[str, np.ndarray]) -> dict[str, A
             tag = f"corr_{scale:g}"
             model = STCNModel.__new__(STCNModel)  # only the loss methods are used: no network, no GPU
             model.para, model.GRID_SIZE, model.GRID_SIZE_REF, model.eye = {"amp": False}, 8, 4, None
-            sampled: list[torch.Tensor] = []
-            sample_index = model._sample_index
-            model._sample_index = lambda x, T, N: sampled.append(sample_index(x, T, N)) or sampled[-1]
+            sampled = _record_sampling(model)
             keys_a, keys_b = correspondence_keys(scale)
             b, t = keys_a.shape[:2]
             key1 = keys_a.flatten(0, 1).clone().requires_grad_(True)  # B*T: view 1, with gradient
@@ -105,9 +104,22 @@ def record_correspondence(vosc: Path, out: dict[str, np.ndarray]) -> dict[str, A
     return notes
 
 
+def _record_sampling(model: Any) -> list[torch.Tensor]:
+    """Wrap the official `_sample_index` of `model` so every grid index it draws is kept, in order."""
+    sampled: list[torch.Tensor] = []
+    sample_index = model._sample_index
+
+    def recording(x: torch.Tensor, T: int, N: int) -> torch.Tensor:
+        sampled.append(sample_index(x, T, N))
+        return sampled[-1]
+
+    model._sample_index = recording
+    return sampled
+
+
 def _stcn_data(logits: torch.Tensor, labels: torch.Tensor, objects: tuple[int, ...]) -> dict[str, torch.Tensor]:
     """The `data` dict STCN-style LossComputers read (first/second object masks, class labels, selector)."""
-    b, t = labels.shape[:2]
+    t = labels.shape[1]
     data: dict[str, torch.Tensor] = {
         "gt": (labels == 1).float()[:, :, None], "sec_gt": (labels == 2).float()[:, :, None], "cls_gt": labels,
         "selector": torch.tensor([[1.0, 1.0 if n > 1 else 0.0] for n in objects]),
