@@ -62,7 +62,7 @@ def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch,
         start = time.perf_counter()
         with autocast():
             outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
-            terms = compute_losses(outputs, batch, loss_config, progress=1.0, generator=generator)
+            terms = compute_losses(outputs, batch, loss_config, progress=1.0, iteration=150_000, generator=generator)
         optimiser.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimiser.step()

@@ -15,6 +15,8 @@ REFUSED = [
     ("loss.seg_weight=-1", "-1.0"),
     ("loss.dice_weight=.nan", "nan"),
     ("loss.ramp_end=1.5", "1.5"),
+    ("loss.ramp_start=0.273", "0.273"),  # a stage fraction where the schedule is in iterations
+    ("loss.bootstrap_end=-1", "-1.0"),
     ("loss.bootstrap_top_p=0", "0.0"),
     ("loss.anchor_grid=0", "0"),
     ("train.learning_rate=-0.001", "-0.001"),
@@ -82,8 +84,16 @@ def test_nan_given_with_set_is_refused(demo):
 
 
 def test_a_schedule_that_ends_before_it_starts_is_refused(demo):
+    with pytest.raises(ConfigError, match=r"loss\.bootstrap_start \(50000\.0\) must not exceed loss\.bootstrap_end \(40000\.0\)"):
+        load_yaml_config(CorrvosConfig, demo, ["loss.bootstrap_start=50000", "loss.bootstrap_end=40000"])
     with pytest.raises(ConfigError, match=r"loss\.bootstrap_start \(0\.5\) must not exceed loss\.bootstrap_end \(0\.4\)"):
-        load_yaml_config(CorrvosConfig, demo, ["loss.bootstrap_start=0.5", "loss.bootstrap_end=0.4"])
+        load_yaml_config(CorrvosConfig, demo, ["loss.schedule_unit=fraction", "loss.ramp_start=0.2", "loss.ramp_end=0.6",
+                                               "loss.bootstrap_start=0.5", "loss.bootstrap_end=0.4"])
+
+
+def test_fraction_schedules_must_lie_in_zero_one(demo):
+    with pytest.raises(ConfigError, match=r"loss\.ramp_start must be in \[0, 1\], got 30000\.0"):
+        load_yaml_config(CorrvosConfig, demo, ["loss.schedule_unit=fraction"])  # the iteration defaults left in place
 
 
 def test_a_dataset_entry_is_named_by_its_position():
@@ -94,7 +104,7 @@ def test_a_dataset_entry_is_named_by_its_position():
 
 
 @pytest.mark.parametrize("override", ["loss.pcl_weight=0", "train.learning_rate=1.0e-6", "train.grad_clip=null",
-                                      "train.lr_drop_at=[]", "pipeline.stage_retries=0", "loss.ramp_start=0.6",
+                                      "train.lr_drop_at=[]", "pipeline.stage_retries=0", "loss.ramp_start=90000",
                                       "probe.radius=null", "train.fail_at_step=0"])
 def test_boundary_values_are_accepted(demo, override):
     load_yaml_config(CorrvosConfig, demo, [override])

@@ -5,6 +5,7 @@ Later stages (data, train, evaluate, pipeline) add their sections here; every se
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -13,6 +14,7 @@ from components.config.ranges import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
+    Rule,
     at_least,
     between,
     check_finite,
@@ -116,31 +118,51 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "baseline": {"pcl_weight": 0.0, "cross_view_weight": 0.0, "ocl_weight": 0.0},
 }
 
+WHOLE_ITERATION = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                       and float(v).is_integer(),
+                       "a whole number of iterations >= 0 (for stage fractions set loss.schedule_unit: fraction)")
+
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights and schedules; every schedule is a fraction of the stage's iterations."""
+    """Loss weights, schedules and the named departures from the released objective (docs/objective.md).
+
+    The defaults are the released objective (VOS_Correspondence, STCN, XMem): schedules in iterations
+    (`schedule_unit: iterations`, the 0-based iteration of the stage: ramp 30K -> 90K, bootstrapping
+    20K -> 70K), `schedule_unit: fraction` states the same four numbers as fractions of a stage.
+    Departures, each off unless a config turns it on: `correspondence_log: exact` (plain CE instead of
+    the released clipped `-log(softmax + 1e-8)`), `pseudo_label: own_clip` (argmax over the own clip's
+    similarities instead of the released masked softmax), `bootstrap_scope: batch` (top-p over the batch's
+    pixels and every class slot instead of per clip over its own classes). `dice_form` picks the
+    released Dice (`released`, background included) or XMem's (`xmem`, objects only).
+    """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = LOSS_PRESETS
 
     preset: str = "released"
     seg_weight: float = 1.0
     dice_weight: float = 0.0
+    dice_form: Literal["released", "xmem"] = "released"
     pcl_weight: float = 0.2
     cross_view_weight: float = 0.04
     ocl_weight: float = 0.0
-    ramp_start: float = 0.2
-    ramp_end: float = 0.6
-    bootstrap_start: float = 0.13
-    bootstrap_end: float = 0.47
+    schedule_unit: Literal["iterations", "fraction"] = "iterations"
+    ramp_start: float = 30_000.0
+    ramp_end: float = 90_000.0
+    bootstrap_start: float = 20_000.0
+    bootstrap_end: float = 70_000.0
     bootstrap_top_p: float = 0.15
+    bootstrap_scope: Literal["clip", "batch"] = "clip"
+    correspondence_log: Literal["clipped", "exact"] = "clipped"
+    pseudo_label: Literal["released", "own_clip"] = "released"
     anchor_grid: int = 8
     cross_view_grid: int = 4
 
     def __post_init__(self) -> None:
         weights = ("seg_weight", "dice_weight", "pcl_weight", "cross_view_weight", "ocl_weight")
-        fractions = ("ramp_start", "ramp_end", "bootstrap_start", "bootstrap_end")
-        check_ranges(self, "loss", {**dict.fromkeys(weights, NON_NEGATIVE), **dict.fromkeys(fractions, FRACTION),
+        schedule = ("ramp_start", "ramp_end", "bootstrap_start", "bootstrap_end")
+        position = FRACTION if self.schedule_unit == "fraction" else WHOLE_ITERATION
+        check_ranges(self, "loss", {**dict.fromkeys(weights, NON_NEGATIVE), **dict.fromkeys(schedule, position),
                                     "bootstrap_top_p": between(0, 1, low_open=True),
                                     "anchor_grid": AT_LEAST_1, "cross_view_grid": AT_LEAST_1})
         check_order("loss", "ramp_start", self.ramp_start, "ramp_end", self.ramp_end)
@@ -150,6 +172,21 @@ class LossConfig:
     def uses_correspondence(self) -> bool:
         """True when any correspondence term has weight, i.e. view B and head g are needed."""
         return max(self.pcl_weight, self.cross_view_weight, self.ocl_weight) > 0.0
+
+    def in_fractions(self, stage_iterations: int) -> LossConfig:
+        """The same schedules as fractions of a stage of `stage_iterations`, for runs that shorten the stage
+        (tune trials): a 600-iteration trial then ramps where the full stage would, scaled down."""
+        if self.schedule_unit == "fraction":
+            return self
+        keys = ("ramp_start", "ramp_end", "bootstrap_start", "bootstrap_end")
+        scaled = {k: min(getattr(self, k) / stage_iterations, 1.0) for k in keys}
+        return dataclasses.replace(self, schedule_unit="fraction", **scaled)
+
+    @property
+    def departures(self) -> tuple[str, ...]:
+        """The options set away from the released objective, as `key=value` (empty for the released one)."""
+        released = {"correspondence_log": "clipped", "pseudo_label": "released", "bootstrap_scope": "clip"}
+        return tuple(f"{k}={getattr(self, k)}" for k, v in released.items() if getattr(self, k) != v)
 
 
 @dataclass(frozen=True)
@@ -281,7 +318,7 @@ class StageConfig:
     optimizer: Literal["adam", "adamw"] = "adamw"
     weight_decay: float = 1e-7
     layerwise_lr: bool = False
-    grad_clip: float | None = 3.0
+    grad_clip: float | None = None  # max gradient norm; None: unclipped, as every official trainer (a departure when set)
     freeze_at: int = 0  # trunk parts kept fixed from the input: 0 none, 1 stem, 2 stem + layer1 (detectron2's FREEZE_AT)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast where the device has native bf16
     seed: int = 14159265

@@ -1,6 +1,6 @@
 """Training losses: the mask loss and the correspondence terms `pcl`, `cross_view`, `ocl`."""
 
-from components.losses.correspondence import cross_view_loss, pcl_loss
+from components.losses.correspondence import cross_view_loss, pcl_loss, pseudo_labels
 from components.losses.objective import CORRESPONDENCE_TERMS, compute_losses
 from components.losses.ocl import ocl_loss, region_prototypes
 from components.losses.schedule import bootstrap_fraction, correspondence_ramp
@@ -20,5 +20,6 @@ __all__ = [
     "l2_similarity",
     "ocl_loss",
     "pcl_loss",
+    "pseudo_labels",
     "region_prototypes",
 ]

@@ -1,7 +1,8 @@
 """Load ImageNet (torchvision-format) weights into a trunk from a local file or any fsspec URI.
 
 Keys the trunk does not have (layer4, fc) are ignored; a first conv with extra mask channels
-takes the RGB filters and keeps its own initialisation for the extra ones (STCN's convention).
+takes the RGB filters and orthogonally initialised filters for the extra ones, as STCN's and XMem's
+`load_weights_sequential` / `load_weights_add_extra_dim` do.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ def read_state_dict(uri: str) -> dict[str, torch.Tensor]:
 
 
 def widen_first_conv(rgb_weight: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Copy RGB filters into a first-conv weight that has extra input channels; keep the rest."""
-    out = current.detach().clone()
-    out[:, : rgb_weight.shape[1]] = rgb_weight
-    return out
+    """The RGB filters followed by orthogonally initialised filters for the first conv's extra channels (STCN)."""
+    extra = current.shape[1] - rgb_weight.shape[1]
+    return add_input_channels(rgb_weight.to(current.dtype), extra).to(current.device)
 
 
 def add_input_channels(weight: torch.Tensor, extra: int) -> torch.Tensor:

@@ -1,4 +1,7 @@
-"""One optimisation step: forward over both views, the loss dict, backward, clipping, update."""
+"""One optimisation step: forward over both views, the loss dict, backward, optional clipping, update.
+
+No official code (STCN, XMem, VOS_Correspondence) clips gradients; `grad_clip` is an opt-in departure.
+"""
 
 from __future__ import annotations
 
@@ -26,13 +29,16 @@ def training_step(
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """Run one step; returns (loss terms and grad norm as floats, the model outputs for previews).
 
+    `step` is the stage's 0-based iteration (the schedules' position in iterations); `grad_clip` None
+    or 0 leaves gradients unclipped, as every official trainer does; the norm is logged either way.
+
     Raises `NonFiniteLossError` before the update when any term is NaN or infinite, so the
     weights stay those of the last good step.
     """
     device = batch.frames.device
     with autocast_for(device, precision):
         outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
-    terms = compute_losses(outputs, batch, loss_config, progress, generator)
+    terms = compute_losses(outputs, batch, loss_config, progress, generator, iteration=step)
     values = check_finite(terms, step)
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from components.losses import bootstrapped_cross_entropy, dice_loss
+from components.losses.segmentation import clip_classes
 
 
 def _two_by_two():
@@ -46,3 +47,34 @@ def test_dice_is_zero_for_a_perfect_prediction():
     labels = torch.tensor([[[0, 1], [1, 0]]])
     logits = F.one_hot(labels, 2).permute(0, 3, 1, 2).float() * 40 - 20
     assert dice_loss(logits, labels).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bootstrapping_keeps_each_clips_own_hardest_pixels():
+    # clip 0 is easy everywhere but one pixel, clip 1 hard everywhere: per clip, clip 0 still contributes its
+    # hardest pixel; over the batch, clip 1's pixels take all the places
+    logits = torch.zeros(2, 2, 2, 2)
+    logits[0, 1] = torch.tensor([[5.0, 5.0], [5.0, -1.0]])
+    logits[1, 1] = torch.tensor([[-3.0, -3.0], [-3.0, -3.0]])
+    labels = torch.ones(2, 2, 2, dtype=torch.long)
+    per_pixel = F.cross_entropy(logits, labels, reduction="none").flatten(1)  # 2, 4
+    per_clip = (per_pixel[0].max() + per_pixel[1].max()) / 2
+    assert bootstrapped_cross_entropy(logits, labels, 0.25).item() == pytest.approx(per_clip.item(), rel=1e-6)
+    batch = per_pixel.flatten().topk(2).values.mean()
+    assert bootstrapped_cross_entropy(logits, labels, 0.25, per_clip=False).item() == pytest.approx(batch.item(), rel=1e-6)
+
+
+def test_a_clip_without_a_second_object_is_a_two_class_problem():
+    logits = torch.tensor([0.0, 1.0, 3.0]).view(1, 3, 1, 1).repeat(1, 1, 2, 2)
+    labels = torch.ones(1, 2, 2, dtype=torch.long)
+    classes = clip_classes(torch.tensor([[1.0, 0.0]]))
+    assert classes.tolist() == [[True, True, False]]
+    two = -math.log(math.exp(1) / (1 + math.exp(1)))  # softmax over background and object 1 only
+    assert bootstrapped_cross_entropy(logits, labels, 1.0, classes).item() == pytest.approx(two, rel=1e-6)
+    # the released Dice averages over those two classes; XMem's ignores background and keeps every object slot
+    released = dice_loss(logits, labels, classes, "released")
+    p1 = math.exp(1) / (1 + math.exp(1))
+    want = ((1 - 1 / (4 * (1 - p1) + 1 + 1e-8)) + (1 - (2 * 4 * p1 + 1) / (4 * p1 + 4 + 1 + 1e-8))) / 2
+    assert released.item() == pytest.approx(want, rel=1e-6)
+    full = torch.softmax(logits[0, :, 0, 0], 0)
+    xmem = ((1 - (2 * 4 * full[1] + 1) / (4 * full[1] + 4 + 1)) + (1 - 1 / (4 * full[2] + 1))) / 2
+    assert dice_loss(logits, labels, classes, "xmem").item() == pytest.approx(xmem.item(), rel=1e-6)

@@ -50,8 +50,13 @@ def test_gather_positions_picks_feature_vectors():
 
 
 def test_correspondence_ramp_is_zero_then_linear_then_one():
-    values = [correspondence_ramp(p) for p in (0.0, 0.19, 0.2, 0.4, 0.6, 0.9)]
+    values = [correspondence_ramp(p, 0.2, 0.6) for p in (0.0, 0.19, 0.2, 0.4, 0.6, 0.9)]
     assert values == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_correspondence_ramp_defaults_to_the_released_iterations():
+    values = [correspondence_ramp(it) for it in (0, 29_999, 30_000, 60_000, 89_999, 90_000, 299_999)]
+    assert values == pytest.approx([0.0, 0.0, 0.0, 0.5, 59_999 / 60_000, 1.0, 1.0])
 
 
 def test_bootstrap_fraction_anneals_from_one_to_top_p():

@@ -131,7 +131,10 @@ def test_backbone_weights_load_from_a_file_and_an_fsspec_uri(tmp_path):
     assert torch.equal(model.key_encoder.layer3[1].conv2.weight, key_state["layer3.1.conv2.weight"])
     conv1 = model.value_encoder.trunk.conv1.weight
     assert torch.equal(conv1[:, :3], value_state["conv1.weight"])  # RGB filters copied
-    assert conv1.shape[1] == 5 and conv1[:, 3:].abs().sum() > 0  # mask channels keep their own init
+    assert conv1.shape[1] == 5
+    # the mask channels are initialised as STCN's load_weights_sequential does: one orthogonal_ over them all
+    extra = conv1[:, 3:].detach().reshape(conv1.shape[0], -1)  # 32, 2*7*7: orthonormal rows
+    assert torch.allclose(extra @ extra.T, torch.eye(conv1.shape[0]), atol=1e-5)
 
 
 def test_backbone_weights_of_the_wrong_shape_name_the_key(tmp_path):

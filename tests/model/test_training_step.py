@@ -18,7 +18,7 @@ def test_correspondence_gradients_reach_head_g_and_the_key_encoder_only(small_co
     model = STCNTrainWrapper(small_config)
     batch = random_clip_batch(2, 3, 64, 2, torch.Generator().manual_seed(0))
     out = model(batch, generator=torch.Generator().manual_seed(1))
-    terms = compute_losses(out, batch, config_from_dict(LossConfig, ALL_TERMS), progress=1.0)
+    terms = compute_losses(out, batch, config_from_dict(LossConfig, ALL_TERMS), progress=1.0, iteration=150_000)
     corr = terms["pcl"] + terms["cross_view"] + terms["ocl"]
     for module in (model.correspondence_head, model.key_encoder.layer3):
         assert any(g is not None and torch.count_nonzero(g) > 0 for g in _grads(corr, module))
@@ -41,7 +41,7 @@ def test_terms_stay_finite_and_fp32_under_bf16_autocast(small_config):
     batch = random_clip_batch(2, 3, 64, 2, torch.Generator().manual_seed(2))
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         out = model(batch)
-        terms = compute_losses(out, batch, config_from_dict(LossConfig, ALL_TERMS), progress=0.9)
+        terms = compute_losses(out, batch, config_from_dict(LossConfig, ALL_TERMS), progress=0.9, iteration=135_000)
     assert out["embed_a"].dtype == torch.float32
     for name, value in terms.items():
         assert value.dtype == torch.float32, name
@@ -54,7 +54,7 @@ def test_baseline_weights_compute_only_the_mask_loss(small_config):
     model = STCNTrainWrapper(small_config)
     batch = random_clip_batch(2, 3, 64, 2)
     config = config_from_dict(LossConfig, {"preset": "baseline"})
-    terms = compute_losses(model(batch, with_correspondence=config.uses_correspondence), batch, config, 0.5)
+    terms = compute_losses(model(batch, with_correspondence=config.uses_correspondence), batch, config, 0.5, iteration=75_000)
     assert set(terms) == {"seg", "bootstrap_p", "lambda", "total"}
     assert torch.allclose(terms["total"], terms["seg"])
 
@@ -64,8 +64,8 @@ def test_total_follows_the_ramp(small_config):
     batch = random_clip_batch(2, 3, 64, 2)
     config = config_from_dict(LossConfig, {"preset": "released"})
     out = model(batch, view_b=None, generator=torch.Generator().manual_seed(3))
-    early = compute_losses(out, batch, config, 0.1, torch.Generator().manual_seed(4))
-    mid = compute_losses(out, batch, config, 0.4, torch.Generator().manual_seed(4))
+    early = compute_losses(out, batch, config, 0.1, torch.Generator().manual_seed(4), iteration=15_000)
+    mid = compute_losses(out, batch, config, 0.4, torch.Generator().manual_seed(4), iteration=60_000)
     assert torch.allclose(early["total"], early["seg"])
     expected = mid["seg"] + 0.5 * (0.2 * mid["pcl"] + 0.04 * mid["cross_view"])
     assert torch.allclose(mid["total"], expected)
@@ -79,7 +79,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(small_config):
 
     def step(seed: int) -> float:
         out = model(batch, generator=torch.Generator().manual_seed(seed))
-        total = compute_losses(out, batch, config, progress=1.0, generator=torch.Generator().manual_seed(seed))["total"]
+        total = compute_losses(out, batch, config, progress=1.0, iteration=150_000, generator=torch.Generator().manual_seed(seed))["total"]
         optimiser.zero_grad()
         total.backward()
         optimiser.step()

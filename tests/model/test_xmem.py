@@ -93,7 +93,7 @@ def test_every_parameter_but_head_g_gets_a_gradient_from_the_mask_loss(xmem_smal
     model = XMemTrainWrapper(replace_prob(xmem_small, 0.0))
     batch = random_clip_batch(2, 4, 64, 2, torch.Generator().manual_seed(3))
     out = model(batch, with_correspondence=False)
-    terms = compute_losses(out, batch, config_from_dict(LossConfig, {"preset": "baseline"}), progress=0.5)
+    terms = compute_losses(out, batch, config_from_dict(LossConfig, {"preset": "baseline"}), progress=0.5, iteration=75_000)
     terms["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None and not n.startswith("correspondence_head.")]
     assert not missing, missing
@@ -115,14 +115,14 @@ def test_losses_are_finite_under_bf16_and_a_few_steps_learn(xmem_small):
     config = config_from_dict(LossConfig, ALL_TERMS)
     small = random_clip_batch(1, 4, 32, 2, torch.Generator().manual_seed(4))
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-        terms = compute_losses(model(small), small, config, progress=0.9)
+        terms = compute_losses(model(small), small, config, progress=0.9, iteration=135_000)
     assert all(torch.isfinite(v).all() and v.dtype == torch.float32 for v in terms.values())
     batch = random_clip_batch(2, 4, 48, 2, torch.Generator().manual_seed(5))
     optimiser = torch.optim.AdamW(model.parameters(), lr=5e-4)
 
     def step() -> float:
         out = model(batch, generator=torch.Generator().manual_seed(0))
-        total = compute_losses(out, batch, config, progress=1.0, generator=torch.Generator().manual_seed(0))["total"]
+        total = compute_losses(out, batch, config, progress=1.0, iteration=150_000, generator=torch.Generator().manual_seed(0))["total"]
         optimiser.zero_grad()
         total.backward()
         optimiser.step()

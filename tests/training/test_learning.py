@@ -58,9 +58,11 @@ def _config() -> CorrvosConfig:
     (lr 1e-3, x0.1 at 80%; demo.yaml's 4e-4 is for 1200 steps), 200 steps."""
     return config_from_dict(CorrvosConfig, {
         "model": {"preset": "small", "output_stride": 8},
-        "loss": {"preset": "released"},
+        "loss": {"preset": "released", "schedule_unit": "fraction", "ramp_start": 0.2, "ramp_end": 0.6,
+                 "bootstrap_start": 0.13, "bootstrap_end": 0.47},
         "data": {"augment": {"crop_size": 64}, "loader": {"num_workers": 0}},
-        "train": {"preset": "demo", "iterations": STEPS, "batch_size": 4, "learning_rate": 1e-3, "seed": 0},
+        "train": {"preset": "demo", "iterations": STEPS, "batch_size": 4, "learning_rate": 1e-3, "seed": 0,
+                  "grad_clip": 3.0},
         "inference": {"memory_every": 1, "min_short_side": 128},  # a 16x16 key grid on the 64 px videos
     })
 

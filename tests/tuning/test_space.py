@@ -58,3 +58,19 @@ def test_apply_best_sets_the_overrides_and_refuses_a_missing_file(tmp_path):
     assert config.loss.cross_view_weight == CorrvosConfig().loss.cross_view_weight
     with pytest.raises(ConfigError, match="no such tuning result"):
         apply_best(CorrvosConfig(), str(tmp_path / "missing.json"))
+
+
+def test_a_trial_keeps_the_stage_schedule_shape_when_the_config_states_iterations():
+    from pathlib import Path
+
+    from components.config import load_yaml_config
+    from pipelines.tuning.runner import _trial_config
+
+    config = load_yaml_config(CorrvosConfig, Path(__file__).resolve().parents[2] / "configs" / "stcn-released.yaml")
+    trial = _trial_config(config)
+    assert trial.train.iterations == config.tune.iterations
+    assert trial.loss.schedule_unit == "fraction"
+    assert (trial.loss.ramp_start, trial.loss.ramp_end) == pytest.approx((0.2, 0.6))  # 30K -> 90K of 150K
+    assert (trial.loss.bootstrap_start, trial.loss.bootstrap_end) == pytest.approx((20 / 150, 70 / 150))
+    demo = load_yaml_config(CorrvosConfig, Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
+    assert _trial_config(demo).loss == demo.loss  # fractions already
