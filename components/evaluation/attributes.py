@@ -2,8 +2,9 @@
 
 DAVIS ships a `db_info.yml` whose `sequences` list gives each sequence's `attributes` (2016 and 2017
 share the shape: `attributes: [AC, BC, ...]`, then `sequences: [{name, attributes, ...}]`). An
-attribute's score is the mean over the scored sequences that carry it of their J, F and J&F means,
-as the DAVIS 2016 benchmark reports its attribute table; it shows where a change helps (e.g. the
+attribute's score is the set's global line restricted to the scored sequences that carry it (means
+over their objects, as J&F-Mean averages over objects; with DAVIS 2016's one object per sequence that
+is the mean of those sequences' scores, as its benchmark reports the attribute table); it shows where a change helps (e.g. the
 correspondence losses under occlusion) rather than one number for the whole set.
 
     attrs = read_db_info("DAVIS/Annotations/db_info.yml")
@@ -27,7 +28,7 @@ from components.storage import atomic_write_bytes, open_fs
 
 @dataclass(frozen=True)
 class AttributeScore:
-    """Means over the scored sequences that carry one attribute."""
+    """Means over the objects of the scored sequences that carry one attribute."""
 
     attribute: str
     sequences: tuple[str, ...]
@@ -64,7 +65,7 @@ def read_db_info(uri: str, storage_options: Mapping | None = None) -> dict[str, 
 
 
 def attribute_scores(result: EvaluationResult, attributes: Mapping[str, Sequence[str]]) -> dict[str, AttributeScore]:
-    """Per attribute, the mean J, F and J&F of the scored sequences carrying it (sorted by attribute).
+    """Per attribute, J, F and J&F over the objects of the scored sequences carrying it (sorted by attribute).
 
     Every scored sequence must be in `attributes`: a partial table would silently average a subset.
     """
@@ -77,10 +78,11 @@ def attribute_scores(result: EvaluationResult, attributes: Mapping[str, Sequence
             grouped.setdefault(attribute, []).append(sequence)
     table = {}
     for attribute in sorted(grouped):
-        members = grouped[attribute]
-        j = sum(s.j_mean for s in members) / len(members)
-        f = sum(s.f_mean for s in members) / len(members)
-        table[attribute] = AttributeScore(attribute, tuple(s.name for s in members), j, f, (j + f) / 2)
+        members = tuple(grouped[attribute])
+        # the global line restricted to these sequences: means over their objects, as J&F-Mean is
+        metrics = EvaluationResult(sequences=members, ignore_void=result.ignore_void).global_metrics()
+        table[attribute] = AttributeScore(attribute, tuple(s.name for s in members), metrics["J-Mean"],
+                                          metrics["F-Mean"], metrics["J&F-Mean"])
     return table
 
 

@@ -34,24 +34,40 @@ sequences:
 """
 
 
-def _sequence(name: str, shift: int):
-    """A 3-frame one-object sequence whose prediction is the truth moved right by `shift` pixels."""
-    truth = [np.zeros((20, 20), np.uint8) for _ in range(3)]
+def _sequence(name: str, shift: int, second_shift: int | None = None):
+    """A 3-frame sequence whose prediction is the truth moved right by `shift` pixels; with `second_shift`
+    a second object (moved by that much) joins the first."""
+    truth = [np.zeros((20, 30), np.uint8) for _ in range(3)]
     for t, mask in enumerate(truth):
-        mask[5:15, 3 + t : 13 + t] = 1
-    prediction = [np.roll(m, shift, axis=1) for m in truth]
+        mask[2:9, 3 + t : 10 + t] = 1
+        if second_shift is not None:
+            mask[11:19, 3 + t : 11 + t] = 2
+    prediction = []
+    for mask in truth:
+        moved = np.where(mask == 1, 0, mask)
+        moved[np.roll(mask == 1, shift, axis=1)] = 1
+        if second_shift is not None:
+            moved[mask == 2] = 0
+            moved[np.roll(mask == 2, second_shift, axis=1)] = 2
+        prediction.append(moved)
     return score_sequence(truth, prediction, name=name)
 
 
 def test_attribute_means_by_hand() -> None:
-    result = EvaluationResult(sequences=(_sequence("a", 0), _sequence("b", 3), _sequence("c", 5)))
+    result = EvaluationResult(sequences=(_sequence("a", 0, second_shift=4), _sequence("b", 3), _sequence("c", 5)))
     a, b, _ = result.sequences
     table = attribute_scores(result, parse_db_info(DB_INFO, "db_info.yml"))
     assert sorted(table) == ["FM", "OCC"]  # DEF has no scored sequence; c has no attribute
     assert table["OCC"].sequences == ("a", "b")
-    assert table["OCC"].j_mean == pytest.approx((a.j_mean + b.j_mean) / 2)
-    assert table["OCC"].jf_mean == pytest.approx((a.jf_mean + b.jf_mean) / 2)
-    assert table["FM"].jf_mean == pytest.approx(a.jf_mean) and a.jf_mean > b.jf_mean
+    # means over the three objects of a and b, as the global J&F averages over objects (not sequences)
+    objects = [*a.objects, *b.objects]
+    j = sum(o.j_stats.mean for o in objects) / 3
+    f = sum(o.f_stats.mean for o in objects) / 3
+    assert table["OCC"].j_mean == pytest.approx(j) and table["OCC"].jf_mean == pytest.approx((j + f) / 2)
+    assert table["OCC"].jf_mean != pytest.approx((a.jf_mean + b.jf_mean) / 2)
+    assert table["FM"].jf_mean == pytest.approx(a.jf_mean) and a.objects[0].j_stats.mean == 1.0
+    every = attribute_scores(result, {"a": ("X",), "b": ("X",), "c": ("X",)})
+    assert every["X"].jf_mean == pytest.approx(result.global_metrics()["J&F-Mean"])
 
 
 def test_bad_tables_are_one_line_errors(tmp_path: Path) -> None:
