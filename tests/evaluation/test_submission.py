@@ -46,7 +46,7 @@ def _entries(archive: Path) -> dict[str, Image.Image]:
         return {name: Image.open(io.BytesIO(zf.read(name))) for name in zf.namelist()}
 
 
-def _assert_layout(archive: Path, prefix: str, plans: list[PlannedVideo], palette: list[int], all_frames: bool = False):
+def assert_layout(archive: Path, prefix: str, plans: list[PlannedVideo], palette: list[int], all_frames: bool = False):
     """Names, sizes, mode and palette of every entry, from the generator's plan."""
     entries = _entries(archive)
     wanted = {f"{prefix}{p.name}/{f}.png": p for p in plans for f in (p.frames if all_frames else p.archive_frames)}
@@ -61,7 +61,7 @@ def _assert_layout(archive: Path, prefix: str, plans: list[PlannedVideo], palett
 def test_youtube_vos_valid_scored_frames_and_late_object(model, tmp_path: Path) -> None:
     plans = make_youtube_vos_valid(tmp_path / "ytvos")
     sub = _round_trip(model, "youtube-vos", tmp_path / "ytvos", tmp_path)
-    entries = _assert_layout(sub.archive, "Annotations/", plans, OWN_PALETTE)
+    entries = assert_layout(sub.archive, "Annotations/", plans, OWN_PALETTE)
     late = next(p for p in plans if p.late_object_frame)
     ids = {f: set(np.unique(np.asarray(entries[f"Annotations/late/{f}.png"])).tolist()) for f in late.archive_frames}
     assert all(2 not in ids[f] for f in late.archive_frames if f < late.late_object_frame)
@@ -74,9 +74,9 @@ def test_youtube_vos_valid_scored_frames_and_late_object(model, tmp_path: Path) 
 def test_youtube_vos_all_frames_variant(model, tmp_path: Path) -> None:
     plans = make_youtube_vos_valid(tmp_path / "ytvos", all_frames=True)
     scored = _round_trip(model, "youtube-vos", tmp_path / "ytvos", tmp_path / "a")
-    _assert_layout(scored.archive, "Annotations/", plans, OWN_PALETTE)
+    assert_layout(scored.archive, "Annotations/", plans, OWN_PALETTE)
     every = _round_trip(model, "youtube-vos", tmp_path / "ytvos", tmp_path / "b", all_frames=True)
-    _assert_layout(every.archive, "Annotations/", plans, OWN_PALETTE, all_frames=True)
+    assert_layout(every.archive, "Annotations/", plans, OWN_PALETTE, all_frames=True)
     # the frames both archives hold carry the same predictions
     a, b = _entries(scored.archive), _entries(every.archive)
     assert all(np.array_equal(np.asarray(a[n]), np.asarray(b[n])) for n in a)
@@ -85,7 +85,7 @@ def test_youtube_vos_all_frames_variant(model, tmp_path: Path) -> None:
 def test_mose_valid_every_frame_at_the_top_level(model, tmp_path: Path) -> None:
     plans = make_mose_valid(tmp_path / "mose")
     sub = _round_trip(model, "mose", tmp_path / "mose", tmp_path)
-    _assert_layout(sub.archive, "", plans, OWN_PALETTE)
+    assert_layout(sub.archive, "", plans, OWN_PALETTE)
     again = _round_trip(model, "mose", tmp_path / "mose", tmp_path / "again")
     assert again.sha256 == sub.sha256  # fixed entry order and times: the same predictions, the same bytes
 
@@ -93,7 +93,7 @@ def test_mose_valid_every_frame_at_the_top_level(model, tmp_path: Path) -> None:
 def test_davis_test_dev_every_frame_with_the_davis_palette(model, tmp_path: Path) -> None:
     plans = make_davis_test_dev(tmp_path / "davis", list(davis_palette()))
     sub = _round_trip(model, "davis", tmp_path / "davis", tmp_path)
-    _assert_layout(sub.archive, "", plans, list(davis_palette()))
+    assert_layout(sub.archive, "", plans, list(davis_palette()))
 
 
 def test_check_archive_names_the_broken_entry(model, tmp_path: Path) -> None:
