@@ -144,3 +144,12 @@ def test_bad_benchmark_inputs_are_one_line_errors(tmp_path: Path) -> None:
     write.save(tmp_path / "mose/valid/Annotations/m2/00000.png")
     with pytest.raises(DataError, match=r"m2/00000.png: mask size 20x20 differs from its frame 50x38"):
         ingest("mose", str(tmp_path / "mose"), str(tmp_path / "out2"), THREADS, progress=False)
+
+
+def test_a_mose_first_mask_without_objects_is_refused(tmp_path: Path) -> None:
+    make_mose_valid(tmp_path / "mose")
+    empty = Image.fromarray(np.zeros((40, 56), np.uint8), mode="P")
+    empty.putpalette(OWN_PALETTE)
+    empty.save(tmp_path / "mose/valid/Annotations/m1/00000.png")
+    with pytest.raises(DataError, match=r"valid/Annotations/m1/00000.png: the first mask holds no object"):
+        ingest("mose", str(tmp_path / "mose"), str(tmp_path / "out"), THREADS, progress=False)
