@@ -80,3 +80,21 @@ def test_selection_names_a_missing_video_and_refuses_an_empty_result():
         VideoSelection(exclude=("bear", "boat")).apply(["bear", "boat"], "src")
     with pytest.raises(ValueError, match="'bear' is both selected"):
         VideoSelection(videos=("bear",), exclude=("bear",))
+
+
+def test_predict_only_sets_are_held_out_benchmark_sets_at_full_resolution():
+    ytvos = {"name": "yt-valid", "kind": "youtube-vos", "source": "/data/yt", "split": "valid", "roles": ["predict-only"]}
+    accepted = config(TRAIN, TEST, {**ytvos, "all_frames": True})
+    assert accepted.pipeline.sources[2].roles == ("predict-only",) and accepted.pipeline.sources[2].all_frames
+    with pytest.raises(ConfigError, match="'yt-valid' has roles 'predict-only' and 'train'"):
+        config(TRAIN, TEST, {**ytvos, "roles": ["predict-only", "train"]})
+    with pytest.raises(ConfigError, match="predict-only archives need the original resolution; remove short_side"):
+        config(TRAIN, TEST, {**ytvos, "short_side": 240})
+    with pytest.raises(ConfigError, match="predict-only needs a benchmark kind .* not 'synthetic'"):
+        config(TRAIN, TEST, {**TEST, "name": "p", "source": "videos=2,seed=77", "roles": ["predict-only"]})
+    with pytest.raises(ConfigError, match="all_frames applies to predict-only datasets only"):
+        config(TRAIN, {**TEST, "all_frames": True})
+    with pytest.raises(ConfigError, match="attributes applies to test datasets only"):
+        config({**TRAIN, "attributes": "/x/db_info.yml"}, TEST)
+    with pytest.raises(ConfigError, match="'yt-valid' and train dataset 'yt-train'"):  # same videos steer
+        config(TRAIN, TEST, ytvos, {**ytvos, "name": "yt-train", "roles": ["train"]})

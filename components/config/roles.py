@@ -1,7 +1,8 @@
 """Dataset roles keep steering and reporting apart: what shapes a model never scores it.
 
 `pretrain` and `train` fit the weights and `val` steers (tune trials, validation curves, any
-selection); `test` only reports (evaluate, register, promote). A config whose test data could be
+selection); `test` only reports (evaluate, register, promote), and `predict-only` (a benchmark set
+without public ground truth) is only predicted and packed for the benchmark's server. A config whose test data could be
 steering data is refused before anything runs: a source in both kinds of roles, or two sources that
 read the same data without provably disjoint video selections.
 """
@@ -14,7 +15,9 @@ from components.data.selection import VideoSelection, provably_disjoint
 
 STEERING_ROLES = ("pretrain", "train", "val")
 REPORTING_ROLE = "test"
-ROLES = (*STEERING_ROLES, REPORTING_ROLE)
+PREDICT_ONLY_ROLE = "predict-only"
+HELD_OUT_ROLES = (REPORTING_ROLE, PREDICT_ONLY_ROLE)  # never steer, never train
+ROLES = (*STEERING_ROLES, *HELD_OUT_ROLES)
 
 
 class SourceLike(Protocol):
@@ -44,10 +47,11 @@ def steering_test_clash(sources: tuple[SourceLike, ...]) -> str | None:
     """Why a test source could hold steering videos (None when every test source is apart)."""
     for source in sources:
         steering = [r for r in source.roles if r in STEERING_ROLES]
-        if REPORTING_ROLE in source.roles and steering:
-            return (f"dataset {source.name!r} has roles {REPORTING_ROLE!r} and {steering[0]!r}: "
+        held = [r for r in source.roles if r in HELD_OUT_ROLES]
+        if held and steering:
+            return (f"dataset {source.name!r} has roles {held[0]!r} and {steering[0]!r}: "
                     "a test set must not steer or train; give the steering role to another dataset")
-    tests = [s for s in sources if REPORTING_ROLE in s.roles]
+    tests = [s for s in sources if any(r in HELD_OUT_ROLES for r in s.roles)]
     steerers = [s for s in sources if any(r in STEERING_ROLES for r in s.roles)]
     for test in tests:
         for other in steerers:

@@ -378,20 +378,27 @@ class DatasetSource:
     """One dataset the `ingest` stage makes, and which stages read it (`roles`).
 
     Roles: `pretrain` / `train` fit the weights, `val` steers (tune trials, validation curves), `test`
-    only reports (evaluate, register, promote); a test dataset may hold no steering video
-    (`components.config.roles`). `select` keeps a subset of the source's videos.
+    only reports (evaluate, register, promote), `predict-only` is predicted and packed as the upload
+    archive of the benchmark its kind names (no ground truth: YouTube-VOS / MOSE valid, DAVIS test-dev);
+    a test dataset may hold no steering video (`components.config.roles`). `select` keeps a subset of
+    the source's videos.
     """
 
     name: str
-    kind: Literal["davis", "youtube-vos", "static", "synthetic"]
+    kind: Literal["davis", "youtube-vos", "mose", "static", "synthetic"]
     source: str = ""  # folder or fsspec URI; for synthetic a spec such as "videos=32,frames=24,size=96,seed=0"
-    roles: tuple[Literal["pretrain", "train", "val", "test"], ...] = ("train",)
+    roles: tuple[Literal["pretrain", "train", "val", "test", "predict-only"], ...] = ("train",)
     select: VideoSelection = field(default_factory=VideoSelection)
     split: str | None = None
     resolution: str | None = None
     short_side: int | None = None
     optional: bool = False  # a source folder that is missing is skipped instead of failing the pipeline
     repeat: int = 1  # times each video enters a training epoch (STCN: DAVIS x5 beside YouTube-VOS)
+    # predict-only: write every frame from the first mask on, not only the frames the benchmark scores
+    # (YouTube-VOS "all frames" submissions; MOSE and DAVIS test-dev score every frame anyway)
+    all_frames: bool = False
+    # test: a DAVIS db_info.yml (path or URI) whose per-sequence attributes give J&F per attribute
+    attributes: str | None = None
 
     def __post_init__(self) -> None:
         # no section: the loader names the entry (pipeline.sources[i])
@@ -399,9 +406,20 @@ class DatasetSource:
         if not self.name or "/" in self.name or self.name.startswith("<"):
             raise ValueError(f"dataset name {self.name!r} must be non-empty, contain no '/' and not start with '<'")
         if not self.roles:
-            raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val, test")
+            raise ValueError(f"dataset {self.name!r}: roles must name at least one of pretrain, train, val, test, predict-only")
         if self.kind != "synthetic" and not self.source:
             raise ValueError(f"dataset {self.name!r}: source is required for kind {self.kind!r}")
+        if "predict-only" in self.roles:
+            if self.kind not in ("davis", "youtube-vos", "mose"):
+                raise ValueError(f"dataset {self.name!r}: predict-only needs a benchmark kind (davis, youtube-vos or "
+                                 f"mose), not {self.kind!r}")
+            if self.short_side is not None:
+                raise ValueError(f"dataset {self.name!r}: predict-only archives need the original resolution; "
+                                 "remove short_side (inference.max_short_side resizes for the model only)")
+        elif self.all_frames:
+            raise ValueError(f"dataset {self.name!r}: all_frames applies to predict-only datasets only")
+        if self.attributes is not None and "test" not in self.roles:
+            raise ValueError(f"dataset {self.name!r}: attributes applies to test datasets only")
 
 
 DEFAULT_SOURCES = (

@@ -26,6 +26,12 @@ def print_report(result) -> None:
         print(format_table(["test set", "sequence", "J&F", "J", "F"], _sequence_rows(evaluate.outputs)))
         print()
         print(format_table(["test set", "videos", "J&F", "copy-first-mask floor"], _test_set_rows(evaluate.outputs)))
+        archives = json.loads(evaluate.outputs.get("submissions", "{}"))
+        if archives:  # predict-only sets: what to upload to each benchmark's server
+            print()
+            print(format_table(["predict-only set", "benchmark", "videos", "files", "archive", "sha256"],
+                               [[n, e["benchmark"], str(e["videos"]), str(e["files"]), e["archive"], e["sha256"][:16]]
+                                for n, e in archives.items()]))
     print()
     print(f"model:    {summary['model_uri']}")
     if "promote" in result.outcomes:

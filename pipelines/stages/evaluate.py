@@ -2,7 +2,9 @@
 
 Only datasets with role `test` are scored here (never `val`, which steers). Each test set is scored
 on its own, beside the copy-first-mask floor on the same videos; the first test set in config order
-is the primary one, whose J&F is registered and compared by `promote`.
+is the primary one, whose J&F is registered and compared by `promote`. A test set with `attributes`
+also gets J&F per DAVIS attribute; `predict-only` sets become benchmark upload archives
+(`pipelines/stages/submission.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from components.model.checkpoint import load_inference_checkpoint
 from components.probe import ProbeRun, probe_videos
 from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.stages.context import StageContext, named_datasets_with_role
+from pipelines.stages.submission import SUBMISSIONS_OUTPUT, attribute_table, log_attribute_table, predict_only_sets
 from pipelines.training.stage import dataset_version
 from components.storage import open_fs
 
@@ -65,7 +68,10 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
                                      progress=context.progress)
             result = ScoredTestSet(source.name, run, floor, probe, _held_out_version(config, uri))
             _log(result, config, context, primary=index == 0)
+            log_attribute_table(context, source.name, attribute_table(source, run, config.storage.options),
+                                primary=index == 0, out_dir=run.out_dir)
             results.append(result)
+        submissions = predict_only_sets(config, context, model, device, root)
         if not local:
             _upload(root, context.out, config.storage.options)
     primary = results[0]
@@ -76,6 +82,7 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
         "held_out_version": primary.version,
         "primary_test_set": primary.name,
         "test_sets": json.dumps({r.name: _entry(r, context.out) for r in results}),
+        **({SUBMISSIONS_OUTPUT: json.dumps(submissions)} if submissions else {}),
         # the settings the J&F was measured with: the registry serves exactly these
         "inference_config": json.dumps(config_to_dict(config.inference), sort_keys=True),
         "probe_config": json.dumps(config_to_dict(config.probe), sort_keys=True),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.config import CorrvosConfig
-from components.config.roles import REPORTING_ROLE
+from components.config.roles import HELD_OUT_ROLES
 from components.data.config import IngestConfig
 from components.data.dataset import VideoDataset
 from components.data.ingest import ingest
@@ -52,5 +52,5 @@ def _by_role(config: CorrvosConfig, manifests: dict[str, Manifest]) -> tuple[lis
             continue
         for role in source.roles:
             entry = RoleDataset(source.name, role, manifests[source.name])
-            (test if role == REPORTING_ROLE else steering).append(entry)
+            (test if role in HELD_OUT_ROLES else steering).append(entry)
     return test, steering

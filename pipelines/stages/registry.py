@@ -11,6 +11,7 @@ from pipelines.dataset_inputs import log_dataset_inputs
 from pipelines.registry import EVAL_SET_TAG, promote, register_model
 from pipelines.training.stage import dataset_version
 from pipelines.stages.context import StageContext, datasets_with_role
+from pipelines.stages.submission import archive_tags
 from pipelines.versioning import code_version
 
 
@@ -35,6 +36,7 @@ def run_register(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     # what evaluate scored on: J&F is only compared between versions scored on the same held-out set
     tags[EVAL_SET_TAG] = context.inputs["evaluate"]["held_out_version"]
     tags.update(_test_set_tags(evaluate))
+    tags.update(archive_tags(evaluate))  # which benchmark upload archives exist for this model
     # the settings J&F was measured with travel into the registered checkpoint (an evaluate record written
     # before evaluate reported them: this config's, which its fingerprint covered)
     inference = _scored(evaluate, "inference_config", InferenceConfig, "inference", config.inference)

@@ -10,7 +10,7 @@ from components.precision import resolved_precision
 from pipelines.dag.graph import active_stages, plan, with_resolved_precision
 
 SIGNATURES = {"synthetic-train": "synthetic:a", "synthetic-val": "synthetic:b"}
-RECORDED_INGEST = "63c0b34ee9cd27e6"
+RECORDED_INGEST = "be7da5bd15a2dd62"
 
 
 def fingerprints(overrides=None, code="v1", generations=None, signatures=SIGNATURES):

@@ -5,10 +5,14 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from components.data.dataset import VideoDataset
+from components.evaluation.submission import file_sha256
 from pipelines.cli import main
+from tests.benchmark_layouts import OWN_PALETTE, make_youtube_vos_valid
+from tests.evaluation.test_submission import assert_layout
 from tests.pipeline.conftest import tiny_pipeline_yaml
 from tests.pipeline.test_served_equals_scored import SCORED_WITH, assert_champion_served_reproduces_logged_jf
 
@@ -28,6 +32,15 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
     monkeypatch.setenv("CORRVOS_MODEL_CACHE", str(tmp_path / "model-cache"))  # downloads stay out of ~/.cache
     config = str(tiny_pipeline_yaml(tmp_path, evaluate={"validate_every": 3, "validate_videos": 1},
                                     inference=SCORED_WITH))
+    # a YouTube-VOS-layout predict-only set (a late object) and DAVIS-style attributes for the test set
+    plans = make_youtube_vos_valid(tmp_path / "ytvos")
+    (tmp_path / "db_info.yml").write_text(yaml.safe_dump({"attributes": ["OCC", "FM"], "sequences": [
+        {"name": "synthetic-00000", "attributes": ["OCC", "FM"]}, {"name": "synthetic-00001", "attributes": ["OCC"]}]}))
+    document = yaml.safe_load(Path(config).read_text())
+    document["pipeline"]["sources"][2]["attributes"] = str(tmp_path / "db_info.yml")
+    document["pipeline"]["sources"].append({"name": "ytvos", "kind": "youtube-vos", "source": str(tmp_path / "ytvos"),
+                                            "split": "valid", "roles": ["predict-only"]})
+    Path(config).write_text(yaml.safe_dump(document))
     first = _run("run", config, str(tmp_path / "first.json"))
     assert list(first["stages"]) == STAGES
     assert all(s["state"] == "done" for s in first["stages"].values())
@@ -35,6 +48,7 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
     assert first["champion_uri"] == "models:/corrvos-tiny@champion"
     printed = capsys.readouterr().out
     assert "copy-first-mask floor" in printed and "test (registered)" in printed
+    assert "predict-only set" in printed and "youtube-vos.zip" in printed
     assert "models:/corrvos-tiny@champion" in printed
     assert list(first["test_sets"]) == ["test"] and first["test_sets"]["test"]["jf"] == first["jf"]
 
@@ -82,6 +96,15 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
     assert len(eval_set) >= 16  # the held-out set's content hash, so J&F is compared only on the same set
     val_jf = client.get_metric_history(first["stages"]["train"]["mlflow_run_id"], "val_jf")
     assert sorted(m.step for m in val_jf) == [3, 6]  # train's held-out J&F curve
+    # per-attribute J&F: OCC covers both test videos, so it is the set's J&F; FM is the first video's
+    assert evaluate.data.metrics["attribute.OCC.jf"] == pytest.approx(first["jf"])
+    assert evaluate.data.metrics["test.test.attribute.FM.jf"] == pytest.approx(evaluate.data.metrics["sequence.synthetic-00000.jf"])
+    # the predict-only set's archive is in MLflow with its sha256, and the version says it exists
+    archive = Path(client.download_artifacts(evaluate.info.run_id, "submission/ytvos/youtube-vos.zip", str(tmp_path / "dl")))
+    assert_layout(archive, "Annotations/", plans, OWN_PALETTE)
+    assert evaluate.data.tags["corrvos.submission.ytvos.sha256"] == file_sha256(archive)
+    assert version_tags["corrvos.archives"] == "ytvos:youtube-vos"
+    assert version_tags["corrvos.archive.ytvos.sha256"] == file_sha256(archive)
 
     # the champion, served by `corrvos predict`, scores exactly the J&F it was registered with
     assert_champion_served_reproduces_logged_jf(Path(config), first, tmp_path, capsys)

@@ -20,6 +20,7 @@ from components.data.codec import (
     resize_short_side,
 )
 from components.data.mask_checks import check_same_mode, first_mask_missing
+from components.data.palette import own_palette
 from components.data.records import VideoRecord, object_ids_in
 from components.errors import DataError
 from components.storage import open_fs
@@ -124,6 +125,7 @@ def build_video(
     options: ReadOptions,
     allowed_ids: set[int] | None = None,
     starts_at_first_mask: bool = False,
+    extras: dict | None = None,
 ) -> VideoRecord:
     """Read, check and (optionally) resize one video whose frames and masks are matched by file stem.
 
@@ -157,12 +159,16 @@ def build_video(
     annotated, mask_blobs, frame_objects = [], [], []
     palette = allowed_ids
     first_mode: tuple[str, str] | None = None
+    extras = dict(extras or {})
     for index, stem in enumerate(stems):
         if stem not in masks:
             continue
         path = posixpath.join(masks_dir, masks[stem])
         shown = folder.shown(path)
-        ids, convention, mode = read_annotation_mode(folder.read(path), shown)
+        data = folder.read(path)
+        ids, convention, mode = read_annotation_mode(data, shown)
+        if first_mode is None and own_palette(data) is not None:
+            extras["palette"] = own_palette(data)
         first_mode = first_mode or (shown, mode)
         check_same_mode(name, first_mode, (shown, mode))
         if ids.shape != size:
@@ -195,6 +201,7 @@ def build_video(
         masks=mask_blobs,
         frame_objects=frame_objects,
         annotation_interval=annotation_interval([stems[i] for i in annotated]),
+        extras=extras,
     )
 
 
