@@ -18,8 +18,8 @@ from tqdm import tqdm
 from components.config.schema import InferenceConfig
 from components.errors import DataError
 from components.inference.frames import FrameGeometry, given_masks
-from components.inference.memory_store import MemoryEntry, MemoryStore
-from components.inference.readout import read_memory_top_k
+from components.inference.memory_store import MemoryStore
+from components.model import memory_read
 from components.model.stcn import STCN
 from components.precision import autocast_for
 
@@ -137,13 +137,11 @@ class VideoPropagator:
         is_memory = joined or index % self.config.memory_every == 0
         if is_memory or self.config.include_last:
             values = self.model.encode_value(x, features.f16, object_probs)
-            entry = MemoryEntry(index, features.key, values, permanent=joined)
             if is_memory:
                 state.memory.add(index, features.key, values, permanent=joined)
                 state.memory_frames.append(index)
-                state.last = None
             else:
-                state.last = entry
+                state.memory.set_last(index, features.key, values)
         return object_probs
 
     def _original_probabilities(self, object_probs: torch.Tensor, state: "_VideoState") -> torch.Tensor:
@@ -178,15 +176,13 @@ class VideoPropagator:
         h, w = features.f4.shape[-2] * 4, features.f4.shape[-1] * 4
         if count == 0:
             return torch.zeros(1, 0, h, w, device=self.device)
-        store = state.memory
-        if state.last is not None and self.config.include_last:
-            store = MemoryStore(None, [*state.memory.entries, state.last])
+        query = features.key.flatten(start_dim=2)  # 1, Ck, HW
         readout = None
-        for slots, keys, values in store.groups(state.join_frames):
-            part = read_memory_top_k(keys, values, features.key, self.config.top_k)  # = model.read, faster
+        for slots, keys, rows in state.memory.groups(state.join_frames):  # views of the appended buffers
+            part = memory_read.read_rows(keys, rows, query, self.config.top_k)  # 1, HW, O_g*Cv: a group at once
             if readout is None:
-                readout = part.new_zeros(1, count, *part.shape[2:])
-            readout[:, slots] = part
+                readout = part.new_zeros(1, count, part.shape[2] // (slots.stop - slots.start), *features.key.shape[-2:])
+            readout[:, slots] = part.transpose(1, 2).reshape(1, slots.stop - slots.start, -1, *features.key.shape[-2:])
         logits, _ = self.model.segment(features, readout)
         return torch.softmax(logits, dim=1)[:, 1:]
 
@@ -216,5 +212,4 @@ class _VideoState:
     join_frames: list[int] = field(default_factory=list)
     memory_frames: list[int] = field(default_factory=list)
     geometry: FrameGeometry | None = None
-    last: MemoryEntry | None = None
     seconds: float = 0.0

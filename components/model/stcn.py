@@ -17,7 +17,7 @@ from components.config.schema import ModelConfig
 from components.model.aggregate import soft_aggregate
 from components.model.blocks import FeatureFusionBlock, ResBlock, UpsampleBlock
 from components.model.encoders import MatchingNetwork
-from components.model.memory import l2_affinity, read_memory, softmax_affinity
+from components.model import memory_read
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ class STCN(MatchingNetwork):
         self, memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor, top_k: int | None = None
     ) -> torch.Tensor:
         """memory_keys: B,Ck,T,h,w; memory_values: B,O,Cv,T,h,w; query_key: B,Ck,h,w -> readout B,O,Cv,h,w."""
-        affinity = softmax_affinity(l2_affinity(memory_keys, query_key), top_k)
-        return read_memory(affinity, memory_values)
+        return memory_read.read(memory_keys, memory_values, query_key, top_k)
 
     def segment(
         self, features: KeyFeatures, readout: torch.Tensor, selector: torch.Tensor | None = None

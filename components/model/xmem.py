@@ -16,7 +16,7 @@ from torch import nn
 
 from components.config.schema import ModelConfig
 from components.model.aggregate import soft_aggregate
-from components.model.anisotropic import anisotropic_similarity, read_values, softmax_top_k
+from components.model import memory_read
 from components.model.blocks import FeatureFusionBlock, UpsampleBlock
 from components.model.encoders import MatchingNetwork
 from components.model.xmem_blocks import HiddenReinforcer, HiddenUpdater, KeyProjection
@@ -111,16 +111,7 @@ class XMem(MatchingNetwork):
         top_k: int | None = None,
     ) -> torch.Tensor:
         """Dense read (training): keys B,Ck,T,h,w; shrinkage B,1,T,h,w; values B,O,Cv,T,h,w -> B,O,Cv,h,w."""
-        b, o, cv, t, h, w = memory_values.shape
-        similarity = anisotropic_similarity(
-            memory_keys.flatten(start_dim=2),
-            memory_shrinkage.flatten(start_dim=2).transpose(1, 2),
-            query.key.flatten(start_dim=2),
-            query.selection.flatten(start_dim=2),
-        )
-        affinity = softmax_top_k(similarity, top_k)
-        readout = read_values(affinity, memory_values.reshape(b, o, cv, t * h * w))
-        return readout.view(b, o, cv, *query.key.shape[-2:])
+        return memory_read.read(memory_keys, memory_values, query.key, top_k, memory_shrinkage, query.selection)
 
     def segment(
         self,

@@ -14,7 +14,6 @@ bilinearly to full size, background = 1 - sum of objects, argmax.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from components.inference.frames import given_masks
+from components.model import memory_read
 from components.probe.config import ProbeConfig
 from components.probe.keys import VideoKeys
 
@@ -45,27 +45,23 @@ def read_labels(
     c, h, w = query.shape
     t, n_labels = keys.shape[0], labels.shape[1]
     hw = h * w
-    q = query.reshape(c, hw).T.float()  # HW, C
+    q = query.reshape(c, hw).float()  # C, HW
     m = keys.permute(1, 0, 2, 3).reshape(c, t * hw).float()  # C, THW
-    m_sq = m.pow(2).sum(dim=0)  # THW
-    context_labels = labels.permute(0, 2, 3, 1).reshape(t * hw, n_labels).float()  # THW, L
-    scale = 1 / (math.sqrt(c) * config.temperature)
+    context_labels = labels.permute(0, 2, 3, 1).reshape(1, t * hw, n_labels).float()  # 1, THW, L
     far = None
     if config.radius is not None and bool(restricted.any()):
         far = outside_radius(h, w, config.radius, query.device)  # HW, HW
         restricted = restricted.to(query.device)[None, :, None]  # 1, T, 1
-    k = min(config.top_k, t * hw)
     out = q.new_empty(hw, n_labels)
     step = max(1, BLOCK_ELEMENTS // (t * hw))
     for start in range(0, hw, step):  # blocks of query cells bound the memory; each block is one matmul
         stop = min(start + step, hw)
-        logits = torch.addmm(m_sq[None], q[start:stop], m, beta=-scale, alpha=2 * scale)  # B, THW
+        logits = memory_read.similarity(m[None], q[None, :, start:stop])[0] / config.temperature  # B, THW
         if far is not None:
             outside = far[start:stop, None, :] & restricted  # B, T, HW
             logits = logits.view(stop - start, t, hw).masked_fill(outside, float("-inf")).view(stop - start, -1)
-        top, index = torch.topk(logits, k=k, dim=1)  # B, K
-        weights = torch.softmax(top, dim=1)  # -inf entries (fewer than K in reach) weigh 0
-        out[start:stop] = torch.einsum("bk,bkl->bl", weights, context_labels[index])
+        # -inf entries (fewer than K in reach) weigh 0
+        out[start:stop] = memory_read.attend(logits[None], config.top_k).readout(context_labels)[0]
     return out.T.reshape(n_labels, h, w)
 
 

@@ -22,7 +22,7 @@ from pipelines.training.stage import dataset_version, run_training_stage
 from pipelines.training.worker import PeriodicValidation
 from pipelines.versioning import code_version
 
-CURVE_KEYS = ("total", "seg", "dice", "pcl", "cross_view", "ocl", "lambda", "lr", "grad_norm", "samples_per_s", "val_jf")
+CURVE_KEYS = ("total", "seg", "dice", "pcl", "cross_view", "ocl", "lambda", "lr", "grad_norm", "samples_per_s", "data_wait_share", "val_jf")
 
 
 def start_stage_run(config: CorrvosConfig, stage_name: str, parent_run_id: str | None = None,

@@ -107,7 +107,9 @@ def train_worker(payload: dict[str, Any]) -> None:
     window: dict[str, list[float]] = {}
     clock = time.perf_counter()
     with loader:
+        asked = time.perf_counter()  # when the loop asked the loader for the next batch
         for step, batch in enumerate(loader.iterate(total, start_step), start=start_step):
+            arrived = time.perf_counter()
             _maybe_inject_fault(stage, step, rank, payload.get("fault_marker"))
             progress = step / total
             lr = learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at, stage.lr_gamma, stage.lr_schedule)
@@ -117,7 +119,8 @@ def train_worker(payload: dict[str, Any]) -> None:
                 model, batch.to(device), config.loss, progress, optimizer,
                 step=step, precision=stage.precision, grad_clip=stage.grad_clip, generator=generator,
             )
-            for name, value in {**values, "lr": lr}.items():
+            timing = {"data_wait_s": arrived - asked, "compute_s": time.perf_counter() - arrived}  # values synced
+            for name, value in {**values, "lr": lr, **timing}.items():
                 window.setdefault(name, []).append(value)
             done = step + 1
             if logger and done % stage.image_every == 0:
@@ -135,6 +138,7 @@ def train_worker(payload: dict[str, Any]) -> None:
                     logger.log_metrics(metrics, step=done)
                 if checkpoint or validate:
                     _report(model, optimizer, config, stage, payload, done, rank, metrics, with_checkpoint=checkpoint)
+            asked = time.perf_counter()  # logging, previews, validation and checkpoints are neither wait nor step
 
 
 class _NewStepsLogger(RunLogger):
@@ -203,8 +207,12 @@ def _data_config(data: DataConfig, payload: dict[str, Any]) -> DataConfig:
 
 
 def _summarise(window: dict[str, list[float]], steps: int, seconds: float, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Window means of every logged value, throughput, the data-wait share of step time, GPU memory."""
     metrics = {name: sum(v) / len(v) for name, v in window.items() if v}
     metrics["samples_per_s"] = steps * batch_size / seconds if seconds > 0 else 0.0
+    waited, computed = sum(window.get("data_wait_s", [])), sum(window.get("compute_s", []))
+    if waited + computed > 0:  # the share of step time spent waiting for batches: near 1 is a loader-bound run
+        metrics["data_wait_share"] = waited / (waited + computed)
     if device.type == "cuda":
         metrics["gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return metrics

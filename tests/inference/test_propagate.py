@@ -64,17 +64,49 @@ def test_objects_entering_late_join_at_their_first_mask(model):
     assert 6 in result.memory_frames
 
 
+def _frame_values(frame: int, objects: int) -> torch.Tensor:
+    """1,O,3,2,2 values that encode (frame, object, channel, y, x) in their digits."""
+    o, c, y, x = torch.meshgrid(*(torch.arange(n) for n in (objects, 3, 2, 2)), indexing="ij")
+    return (1000 * frame + 100 * o + 10 * c + 2 * y + x).float()[None]
+
+
 def test_late_objects_read_only_memory_from_their_join_frame():
     store = MemoryStore()
-    key = torch.zeros(1, 4, 2, 2)
-    store.add(0, key, torch.zeros(1, 2, 3, 2, 2), permanent=True)
-    store.add(5, key, torch.zeros(1, 2, 3, 2, 2))
-    store.add(6, key, torch.zeros(1, 3, 3, 2, 2), permanent=True)
-    store.add(10, key, torch.zeros(1, 3, 3, 2, 2))
+    for frame, objects, permanent in ((0, 2, True), (5, 2, False), (6, 3, True), (10, 3, False)):
+        store.add(frame, torch.full((1, 4, 2, 2), float(frame)), _frame_values(frame, objects), permanent=permanent)
     groups = store.groups([0, 0, 6])
-    assert [g[0] for g in groups] == [[0, 1], [2]]
-    assert groups[0][1].shape[2] == 4  # objects of frame 0 read all four memory frames
-    assert groups[1][1].shape[2] == 2  # the late object reads frames 6 and 10 only
+    assert [(g[0].start, g[0].stop) for g in groups] == [(0, 2), (2, 3)]
+    assert groups[0][1].shape == (1, 4, 4 * 4)  # objects of frame 0 read all four memory frames
+    assert groups[1][1].shape == (1, 4, 2 * 4)  # the late object reads frames 6 and 10 only
+    assert groups[1][1][0, 0].tolist() == [6.0] * 4 + [10.0] * 4
+    rows = groups[0][2][0]  # N, 2 objects x 3 channels: element n = (frame, y, x), column = object * 3 + channel
+    assert rows.shape == (16, 6)
+    assert rows[4 * 1 + 2 * 1 + 0, 1 * 3 + 2].item() == 5000 + 100 + 20 + 2  # frame 5, y 1, x 0, object 1, channel 2
+    assert groups[1][2][0, 4 + 3, 2].item() == 10000 + 200 + 20 + 2 + 1  # frame 10, y 1, x 1, object 2, channel 2
+
+
+def test_the_last_frame_entry_is_read_once_and_replaced():
+    store = MemoryStore()
+    store.add(0, torch.zeros(1, 4, 2, 2), _frame_values(0, 1), permanent=True)
+    store.set_last(1, torch.ones(1, 4, 2, 2), _frame_values(1, 1))
+    store.set_last(2, 2 * torch.ones(1, 4, 2, 2), _frame_values(2, 1))
+    (_, keys, rows), = store.groups([0])
+    assert keys[0, 0].tolist() == [0.0] * 4 + [2.0] * 4 and rows[0, 4, 0].item() == 2000
+    for frame in range(5, 30, 5):  # growing past the initial capacity keeps every frame's contents
+        store.add(frame, torch.full((1, 4, 2, 2), float(frame)), _frame_values(frame, 1))
+    (_, keys, rows), = store.groups([0])
+    assert store.frame_indices == [0, 5, 10, 15, 20, 25]
+    assert keys[0, 0, ::4].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+    assert rows[0, ::4, 0].tolist() == [0.0, 5000.0, 10000.0, 15000.0, 20000.0, 25000.0]
+
+
+def test_eviction_keeps_time_order_and_contents():
+    store = MemoryStore(max_frames=3)
+    for frame in (0, 5, 10, 15):
+        store.add(frame, torch.full((1, 4, 2, 2), float(frame)), _frame_values(frame, 1), permanent=frame == 0)
+    (_, keys, rows), = store.groups([0])
+    assert store.frame_indices == [0, 10, 15]
+    assert rows[0, ::4, 0].tolist() == [0.0, 10000.0, 15000.0] and keys[0, 1, ::4].tolist() == [0.0, 10.0, 15.0]
 
 
 def test_memory_cap_keeps_the_first_frame_and_drops_the_oldest_others(model):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from components.inference import xmem_memory
-from components.inference.readout import read_memory_top_k
 from components.inference.xmem_memory import XMemMemory, _Elements, _most_used, _prototypes
-from components.model.anisotropic import anisotropic_similarity, read_values, softmax_top_k
+from components.model import memory_read
+from tests.memory_reference import brute_read, brute_similarity, brute_weights
 
 CK, CV, H, W = 8, 4, 4, 4
 HW = H * W
@@ -72,9 +72,9 @@ def test_unit_shrinkage_and_selection_read_like_stcn(objects, top_k) -> None:
     got = memory.read(query, torch.ones_like(query), objects)
     keys = torch.stack([f[0] for f in frames], dim=2)  # 1, Ck, T, h, w
     values = torch.stack([f[3] for f in frames], dim=3)  # 1, O, Cv, T, h, w
-    expected = read_memory_top_k(keys, values, query, top_k)
+    expected = brute_read(keys, values, query, top_k)  # STCN's read by definition
     assert got.shape == (1, objects, CV, H, W)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("top_k", [7, None])
@@ -89,10 +89,10 @@ def test_read_equals_the_dense_anisotropic_read(top_k, monkeypatch) -> None:
     shrinkage = torch.cat([f[1].flatten() for f in frames])[None, :, None]  # 1, N, 1
     values = torch.cat([f[3].flatten(start_dim=3) for f in frames], dim=3)  # 1, O, Cv, N
     flat_query, flat_selection = query.flatten(start_dim=2), query_selection.flatten(start_dim=2)  # 1, Ck, HW
-    similarity = anisotropic_similarity(keys, shrinkage, flat_query, flat_selection)
-    expected = read_values(softmax_top_k(similarity, top_k), values).view(1, 2, CV, H, W)
+    weights = brute_weights(brute_similarity(keys, shrinkage, flat_query, flat_selection), top_k)  # 1, N, HW
+    expected = torch.einsum("bocn,bnq->bocq", values, weights).view(1, 2, CV, H, W)
     torch.testing.assert_close(memory.read(query, query_selection, 2), expected, rtol=1e-5, atol=1e-5)
-    monkeypatch.setattr(xmem_memory, "CPU_GATHER_ELEMENTS", 3 * 7 * 2 * CV)  # blocks of 3 queries
+    monkeypatch.setattr(memory_read, "CPU_GATHER_ELEMENTS", 3 * 7 * 2 * CV)  # blocks of 3 queries
     torch.testing.assert_close(memory.read(query, query_selection, 2), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -1,55 +1,11 @@
-"""Memory read and view B: affinity against a direct computation, top-k, theta geometry."""
+"""View B: theta geometry (the memory read is tested in test_memory_read.py)."""
 
 import math
 
 import pytest
 import torch
 
-from components.model.memory import l2_affinity, read_memory, softmax_affinity
 from components.model.views import apply_theta, make_view_b, sample_view_b_theta, view_b_theta, warp_to_view_b
-
-
-def _keys(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(2, 8, 3, 4, 5, generator=g), torch.randn(2, 8, 4, 5, generator=g)
-
-
-def test_affinity_equals_direct_l2_up_to_the_query_constant():
-    mk, qk = _keys()
-    ours = l2_affinity(mk, qk)  # B, THW, HW
-    m = mk.flatten(2).transpose(1, 2)  # B, THW, C
-    q = qk.flatten(2).transpose(1, 2)  # B, HW, C
-    direct = -torch.cdist(m, q).pow(2) / math.sqrt(8)
-    difference = ours - direct  # must be ||q_j||^2 / sqrt(C), the same for every memory row
-    assert torch.allclose(difference, difference[:, :1, :].expand_as(difference), atol=1e-4)
-    assert torch.allclose(difference[:, 0, :], q.pow(2).sum(-1) / math.sqrt(8), atol=1e-4)
-    assert torch.allclose(torch.softmax(ours, 1), torch.softmax(direct, 1), atol=1e-6)
-
-
-def test_top_k_with_k_equal_to_memory_size_is_the_full_softmax():
-    mk, qk = _keys(1)
-    logits = l2_affinity(mk, qk)
-    assert torch.allclose(softmax_affinity(logits, top_k=logits.shape[1]), softmax_affinity(logits), atol=1e-7)
-
-
-def test_top_k_keeps_k_entries_per_query_that_sum_to_one():
-    mk, qk = _keys(2)
-    logits = l2_affinity(mk, qk)
-    weights = softmax_affinity(logits, top_k=5)
-    assert torch.all((weights > 0).sum(dim=1) == 5)
-    assert torch.allclose(weights.sum(dim=1), torch.ones(2, 20))
-    best = logits.argmax(dim=1, keepdim=True)
-    assert torch.all(weights.gather(1, best) > 0)
-
-
-def test_readout_is_the_affinity_weighted_sum_of_values():
-    affinity = torch.softmax(torch.randn(1, 2 * 2 * 2, 2 * 2), dim=1)  # T=2, h=w=2
-    values = torch.randn(1, 3, 5, 2, 2, 2)  # B, O, Cv, T, h, w
-    readout = read_memory(affinity, values)
-    flat = values.reshape(1, 3, 5, 8)
-    j = 3  # query position (1, 1)
-    expected = (flat[0, 1] * affinity[0, :, j]).sum(-1)
-    assert torch.allclose(readout[0, 1, :, 1, 1], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -172,3 +172,14 @@ def test_a_training_checkpoint_that_would_run_code_is_refused_without_running_it
     with pytest.raises(ValueError, match="never unpickled"):
         TrainingState.from_bytes(buffer.getvalue())
     assert not marker.exists()
+
+
+def test_data_wait_share_weighs_each_step_by_its_time():
+    """A slow batch counts by its seconds, not as one step among many: 3 s waited of 8 s is a share of 3/8."""
+    from pipelines.training.worker import _summarise
+
+    window = {"total": [1.0, 1.0], "data_wait_s": [3.0, 0.0], "compute_s": [1.0, 4.0]}
+    metrics = _summarise(window, 2, 8.0, 4, torch.device("cpu"))
+    assert metrics["data_wait_share"] == pytest.approx(3 / 8)
+    assert metrics["data_wait_s"] == pytest.approx(1.5) and metrics["samples_per_s"] == pytest.approx(1.0)
+    assert "data_wait_share" not in _summarise({"total": [1.0]}, 1, 1.0, 1, torch.device("cpu"))

@@ -54,6 +54,10 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     params = client.get_run(run_id).data.params
     assert "pretrain.iterations" in params and not any(k.startswith("storage.") for k in params)
     assert client.get_run(run_id).data.tags["corrvos.dataset_version"]
+    timing = {key: client.get_metric_history(run_id, key) for key in ("data_wait_s", "compute_s", "data_wait_share")}
+    assert all(len(history) >= 2 for history in timing.values()), timing  # logged with every window
+    assert all(m.value > 0 for m in timing["compute_s"]) and all(m.value >= 0 for m in timing["data_wait_s"])
+    assert all(0 <= m.value < 1 for m in timing["data_wait_share"])
 
     recorded_reports.unlink(missing_ok=True)
     baseline = dataclasses.replace(config.loss, preset="baseline", pcl_weight=0.0, cross_view_weight=0.0)
