@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from components.config import CorrvosConfig, config_to_dict
-from components.config.roles import REPORTING_ROLE
+from components.config.roles import PREDICT_ONLY_ROLE, REPORTING_ROLE
 from components.evaluation.evaluate import EvaluationRun, evaluate_videos
 from components.evaluation.floor import copy_first_mask_floor
 from components.evaluation.reports import plot_jf_and_probe
@@ -51,7 +51,9 @@ def run_evaluate(config: CorrvosConfig, context: StageContext) -> dict[str, str]
     test_sets = named_datasets_with_role(config, context.inputs["ingest"], REPORTING_ROLE)
     if not test_sets:
         raise ValueError(f"pipeline.sources: no ingested dataset has role {REPORTING_ROLE!r}")
-    log_dataset_inputs(context.tracking_uri, context.run_id, [(uri, REPORTING_ROLE) for _, uri in test_sets],
+    predict_only = named_datasets_with_role(config, context.inputs["ingest"], PREDICT_ONLY_ROLE)
+    log_dataset_inputs(context.tracking_uri, context.run_id,
+                       [(uri, REPORTING_ROLE) for _, uri in test_sets] + [(uri, PREDICT_ONLY_ROLE) for _, uri in predict_only],
                        config.storage.options)
     local = "://" not in context.out or context.out.startswith("file://")
     with tempfile.TemporaryDirectory() as scratch:

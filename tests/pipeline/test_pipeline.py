@@ -65,8 +65,9 @@ def test_run_reuse_rerun_and_champion(tmp_path, local_ray, capsys, monkeypatch):
     # every stage that reads a dataset shows it as an MLflow input: name, content hash, role
     ingested = first["stages"]["ingest"]["outputs"]
     digests = {name: VideoDataset(uri).version[:36] for name, uri in ingested.items()}
-    expected = {"ingest": {"train": "pretrain,train", "val": "val", "test": "test"}, "pretrain": {"train": "pretrain"},
-                "train": {"train": "train", "val": "val"}, "evaluate": {"test": "test"},
+    expected = {"ingest": {"train": "pretrain,train", "val": "val", "test": "test", "ytvos": "predict-only"},
+                "pretrain": {"train": "pretrain"}, "train": {"train": "train", "val": "val"},
+                "evaluate": {"test": "test", "ytvos": "predict-only"},
                 "register": {"train": "train", "test": "test"}, "promote": {}}
     for name, roles in expected.items():
         inputs = client.get_run(first["stages"][name]["mlflow_run_id"]).inputs.dataset_inputs
