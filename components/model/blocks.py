@@ -74,7 +74,12 @@ class FeatureFusionBlock(nn.Module):
 
 
 class UpsampleBlock(nn.Module):
-    """Upsample x2, add a 3x3-projected skip connection, then a ResBlock to `out_ch`."""
+    """Upsample x2, add a 3x3-projected skip connection, then a ResBlock to `out_ch`.
+
+    The skip features are a frame's (N of them); the maps to upsample may be several per frame (N*K,
+    one per object, frame-major): the skip is projected once per frame and broadcast to its objects,
+    as STCN's and XMem's decoders do, not once per object.
+    """
 
     def __init__(self, skip_ch: int, up_ch: int, out_ch: int) -> None:
         super().__init__()
@@ -82,5 +87,11 @@ class UpsampleBlock(nn.Module):
         self.out_block = ResBlock(up_ch, out_ch)
 
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        x = self.skip_conv(skip) + F.interpolate(up, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.out_block(x)
+        """skip: N,Cs,H,W; up: N*K,Cu,h,w  ->  N*K,out_ch,H,W."""
+        n = skip.shape[0]
+        if up.shape[0] % n:
+            raise ValueError(f"{up.shape[0]} maps to upsample for {n} skip maps: not a whole number per frame")
+        projected = self.skip_conv(skip)  # N, Cu, H, W
+        upsampled = F.interpolate(up, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = upsampled.view(n, -1, *upsampled.shape[1:]) + projected[:, None]  # N, K, Cu, H, W
+        return self.out_block(x.flatten(0, 1))

@@ -55,8 +55,8 @@ class XMemDecoder(nn.Module):
         flat_hidden = hidden.flatten(0, 1)
         x = torch.cat([features.f16.repeat_interleave(o, dim=0), readout.flatten(0, 1), flat_hidden], dim=1)
         g16 = self.fuse(x)
-        g8 = self.up_16_8(features.f8.repeat_interleave(o, dim=0), g16)
-        g4 = self.up_8_4(features.f4.repeat_interleave(o, dim=0), g8)
+        g8 = self.up_16_8(features.f8, g16)
+        g4 = self.up_8_4(features.f4, g8)
         logits = self.pred(F.relu(g4))
         if update_hidden:
             flat_hidden = self.hidden_update(g16, g8, torch.cat([g4, logits], dim=1), flat_hidden)

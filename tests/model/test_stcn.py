@@ -173,3 +173,22 @@ def test_both_bases_train_and_read_at_output_stride_8(name):
     assert model.encode_key(torch.rand(1, 3, 64, 96)).key.shape[-2:] == (8, 12)
     with pytest.raises(ConfigError, match="output_stride"):
         config_from_dict(ModelConfig, {"output_stride": 32})
+
+
+def test_upsample_block_projects_each_frames_skip_once_for_all_its_objects():
+    """The skip convolution runs on the N frames, not N x objects, and gives what per-object copies give."""
+    from components.model.blocks import UpsampleBlock
+
+    torch.manual_seed(0)
+    block = UpsampleBlock(skip_ch=6, up_ch=4, out_ch=5).eval()
+    skip, up = torch.randn(2, 6, 8, 8), torch.randn(2 * 3, 4, 4, 4)  # 2 frames, 3 objects each
+    seen = []
+    block.skip_conv.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[0]))
+    with torch.no_grad():
+        shared = block(skip, up)
+        per_object = block.out_block(block.skip_conv(skip.repeat_interleave(3, dim=0))
+                                     + torch.nn.functional.interpolate(up, size=(8, 8), mode="bilinear"))
+    assert seen[0] == 2 and shared.shape == (6, 5, 8, 8)
+    torch.testing.assert_close(shared, per_object, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="not a whole number per frame"):
+        block(skip, up[:5])
