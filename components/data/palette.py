@@ -13,20 +13,22 @@ from functools import lru_cache
 from PIL import Image
 
 
+def object_colour(object_id: int) -> tuple[int, int, int]:
+    """Colour of an object id in the DAVIS / PASCAL VOC palette (1 dark red, 2 green, 3 olive, ...)."""
+    red = green = blue = 0
+    label = object_id
+    for shift in range(7, -1, -1):
+        red |= ((label >> 0) & 1) << shift
+        green |= ((label >> 1) & 1) << shift
+        blue |= ((label >> 2) & 1) << shift
+        label >>= 3
+    return red, green, blue
+
+
 @lru_cache(maxsize=1)
 def voc_palette() -> tuple[int, ...]:
     """The 256-colour DAVIS / PASCAL VOC palette, flat (r, g, b, r, g, b, ...)."""
-    colours = []
-    for index in range(256):
-        red = green = blue = 0
-        label = index
-        for shift in range(7, -1, -1):
-            red |= ((label >> 0) & 1) << shift
-            green |= ((label >> 1) & 1) << shift
-            blue |= ((label >> 2) & 1) << shift
-            label >>= 3
-        colours.extend((red, green, blue))
-    return tuple(colours)
+    return tuple(c for index in range(256) for c in object_colour(index))
 
 
 def png_palette(data: bytes) -> tuple[int, ...] | None:

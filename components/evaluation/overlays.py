@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.data.palette import object_colour
 from components.evaluation.masks import VOID_ID, list_frames, read_label_map
 from components.evaluation.protocol import SequenceScore
 
@@ -31,16 +32,6 @@ _VOID_COLOUR = np.array([224, 224, 224], dtype=np.float32)
 _KERNEL = np.ones((3, 3), dtype=np.uint8)
 
 
-def object_colour(object_id: int) -> tuple[int, int, int]:
-    """Colour of an object id in the DAVIS / PASCAL VOC palette (1 dark red, 2 green, 3 olive, ...)."""
-    red = green = blue = 0
-    label = object_id
-    for shift in range(7, -1, -1):
-        red |= ((label >> 0) & 1) << shift
-        green |= ((label >> 1) & 1) << shift
-        blue |= ((label >> 2) & 1) << shift
-        label >>= 3
-    return red, green, blue
 
 
 def contour_band(mask: np.ndarray) -> np.ndarray:

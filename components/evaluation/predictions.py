@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
@@ -23,14 +22,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from components.evaluation.overlays import object_colour
+from components.data.palette import voc_palette
 from components.inference import VideoPropagator
 
 
-@lru_cache(maxsize=1)
 def davis_palette() -> tuple[int, ...]:
     """The 256-colour DAVIS / PASCAL VOC palette, flat (r, g, b, r, g, b, ...)."""
-    return tuple(c for index in range(256) for c in object_colour(index))
+    return voc_palette()
 
 
 def write_label_png(path: Path, labels: np.ndarray) -> None:
