@@ -3,8 +3,8 @@
     python -m bench.inference --against-official /path/to/STCN                 # synthetic 480p, 3 objects
     python -m bench.inference --against-official /path/to/XMem --frames 60
     python -m bench.inference --against-official /path/to/STCN \\
-        --frames-dir ../shared/data/davis2016-sample-480p/JPEGImages/bear \\
-        --first-mask ../shared/data/davis2016-sample-480p/Annotations/bear/00000.png --objects 2 --cli
+        --frames-dir DAVIS/JPEGImages/480p/bear \\
+        --first-mask DAVIS/Annotations/480p/bear/00000.png --objects 2 --cli   # a DAVIS download of yours
 
 PATH is the user's clone of the official repository; it is imported at run time (with a stand-in for
 torchvision's ResNet layout and `.cuda()` as a no-op) and nothing of it is copied into corrvos. The
