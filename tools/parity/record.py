@@ -150,7 +150,7 @@ def record(official: Path, out: Path, seed: int, size: int, frames: int, top_k: 
         key0=key0[0].numpy().astype(np.float32),  # Ck,h,w
         value0=captured["value0"][:, :16, 0].numpy().astype(np.float32),  # O,16,h,w (first 16 channels)
     )
-    commit = commit or _commit(official)
+    commit = commit or official_commit(official)
     settings = {"seed": seed, "size": size, "frames": frames, "top_k": top_k, "mem_every": mem_every,
                 "stride": STRIDE, "object_ids": ids, "official_commit": commit,
                 "parameters": sum(int(np.prod(v[0])) for k, v in spec["keys"].items() if "running" not in k
@@ -159,7 +159,8 @@ def record(official: Path, out: Path, seed: int, size: int, frames: int, top_k: 
     return settings
 
 
-def _commit(path: Path) -> str:
+def official_commit(path: Path) -> str:
+    """The clone's HEAD commit, or 'unknown' when it is not a git clone (an archive)."""
     try:
         return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tools.parity.record import official_commit as _commit
 from tests.losses.official_inputs import (
     CORR_SCALES,
     CORR_T,
@@ -184,14 +184,6 @@ def record_schedules(vosc: Path, out: dict[str, np.ndarray]) -> None:
     out["schedule_iterations"] = np.array(SCHEDULE_ITERATIONS, dtype=np.int64)
     out["schedule_factor"] = np.array(factors)
     out["schedule_bootstrap_p"] = np.array(fractions)
-
-
-def _commit(path: Path) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
