@@ -91,7 +91,13 @@ def _fast() -> bool:
     return os.environ.get(FAST_ENV) == "1"
 
 
+# Ray Train's controller polls its workers every 2 s (Ray's default, sized for long multi-node runs); each
+# stage then waits up to that long to see its workers finish. Tests run dozens of seconds-long stages.
+RAY_TRAIN_POLL_S = "0.25"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", RAY_TRAIN_POLL_S)  # inherited by Ray and every child
     if not _fast():
         return
     folder = Path(tempfile.mkdtemp(prefix="corrvos-test-fast-"))

@@ -26,7 +26,7 @@ from tests.pipeline.conftest import tiny_pipeline_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-TRAIN_ITERATIONS = 16
+TRAIN_ITERATIONS = 40  # enough steps that both kills land mid-stage however fast a step runs
 
 
 def _descendants(root: int) -> list[int]:
@@ -77,8 +77,8 @@ def test_killed_pipeline_resumes_at_train(tmp_path):
         while not list(train_root.glob("*/ray/train/checkpoint-00000004")):
             assert first.poll() is None, "the pipeline ended before it could be killed"
             assert time.time() < deadline, "train wrote no checkpoint within 5 minutes"
-            time.sleep(0.5)
-        time.sleep(1.0)
+            time.sleep(0.1)
+        time.sleep(0.5)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
