@@ -25,12 +25,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/corrvos run configs/demo.yaml $(RUN_ARGS)
 
-# Two parts, both must pass: the tests without Ray, servers or long runs on two pytest-xdist workers
+# Two parts, both must pass: the tests without Ray or servers (long ones too) on two pytest-xdist workers
 # (CORRVOS_TEST_FAST=1: one that starts Ray or a server anyway fails), then the rest one at a time, as
 # they share the session's local Ray and servers. Together they are every test: `-m` splits, never skips.
 test: $(STAMP)
-	CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -n 2 -m "not ray and not server and not slow" $(PYTEST_ARGS)
-	$(VENV)/bin/python -m pytest -q -m "ray or server or slow" $(PYTEST_ARGS)
+	CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -n 2 -m "not ray and not server" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -m "ray or server" $(PYTEST_ARGS)
 
 # CORRVOS_TEST_FAST=1: a test that starts Ray or a server anyway fails (tests/conftest.py)
 test-fast: $(STAMP)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import pyarrow.fs
 import ray.train
-from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig, UserCallback, WorkerGroupError
+from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig, WorkerGroupError
 from ray.train.torch import TorchTrainer
 
 from components.config import CorrvosConfig, config_to_dict
@@ -29,6 +29,7 @@ from components.errors import CorrvosError
 from components.model.checkpoint import save_inference_checkpoint
 from components.model.train_wrapper import HEAD_PREFIX
 from components.training.state import TrainingState
+from pipelines.training.callbacks import StopOnCorrvosError, cannot_succeed_on_retry
 from pipelines.training.worker import STATE_FILE, PeriodicValidation, train_worker
 from pipelines.versioning import code_version
 from components.storage import absolute_uri, open_fs
@@ -44,21 +45,6 @@ class TrainingFailed(CorrvosError):
     """
 
     retryable = False
-
-
-def cannot_succeed_on_retry(error: BaseException) -> bool:
-    """A CorrvosError (bad data, config, weights) fails alike on every restart; a class opts out with `retryable = True`."""
-    return isinstance(error, CorrvosError) and not getattr(error, "retryable", False)
-
-
-class StopOnCorrvosError(UserCallback):
-    """Ends the run at the first worker error that cannot succeed on retry, instead of restarting `max_failures` times."""
-
-    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
-        """Runs on the Ray Train controller; raising here fails the run without consulting `max_failures`."""
-        for rank in sorted(worker_exceptions):
-            if cannot_succeed_on_retry(worker_exceptions[rank]):
-                raise worker_exceptions[rank]
 
 
 def run_training_stage(
