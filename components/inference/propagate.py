@@ -20,6 +20,7 @@ from components.errors import DataError
 from components.inference.frames import FrameGeometry, given_masks
 from components.inference.memory_store import MemoryStore
 from components.model import memory_read
+from components.model.inference_form import inference_form
 from components.model.stcn import STCN
 from components.precision import autocast_for
 
@@ -58,7 +59,7 @@ class VideoPropagator:
     def __init__(self, model: STCN, config: InferenceConfig, device: torch.device | str | None = None,
                  keep_probabilities: bool = False) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        self.model = inference_form(model).to(self.device)  # a folded, channels-last copy: `model` is untouched
         self.config = config
         self.keep_probabilities = keep_probabilities
         self.last_probabilities: tuple[tuple[int, ...], np.ndarray] | None = None
@@ -120,8 +121,8 @@ class VideoPropagator:
                     raise DataError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                                      f"{state.geometry.width}x{state.geometry.height}")
                 start = time.perf_counter()
-                object_probs = self._segment(index, state.geometry.frame_to_tensor(frame, self.device),
-                                             annotations.get(index), state)
+                x = state.geometry.frame_to_tensor(frame, self.device).contiguous(memory_format=torch.channels_last)
+                object_probs = self._segment(index, x, annotations.get(index), state)
                 state.seconds += time.perf_counter() - start
                 yield index, object_probs
 

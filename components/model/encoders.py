@@ -40,7 +40,7 @@ class ValueEncoder(nn.Module):
         elif o != 1:
             raise ValueError(f"a single-object value encoder got {o} objects")
         f16 = self.trunk(torch.cat(inputs, dim=1)).f16
-        fused = self.fusion(torch.cat([key_f16.repeat_interleave(o, dim=0), f16], dim=1))
+        fused = self.fusion.forward_shared(key_f16, f16)  # the key f16 part once per frame
         return fused.view(n, o, *fused.shape[1:])
 
 

@@ -51,8 +51,7 @@ class Decoder(nn.Module):
         """readout: N,O,Cv,h,w  ->  object logits N,O,H,W."""
         n, o = readout.shape[:2]
         query = features.f16 if self.key_comp is None else self.key_comp(features.f16)
-        x = torch.cat([query.repeat_interleave(o, dim=0), readout.flatten(0, 1)], dim=1)
-        x = self.fuse(x)
+        x = self.fuse.forward_shared(query, readout.flatten(0, 1))  # the query part once per frame
         x = self.up_16_8(features.f8, x)
         x = self.up_8_4(features.f4, x)
         x = self.pred(F.relu(x))

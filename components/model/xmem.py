@@ -53,8 +53,7 @@ class XMemDecoder(nn.Module):
         """readout: N,O,Cv,h,w; hidden: N,O,Ch,h,w -> (logits N,O,H/4,W/4, hidden N,O,Ch,h,w)."""
         n, o = readout.shape[:2]
         flat_hidden = hidden.flatten(0, 1)
-        x = torch.cat([features.f16.repeat_interleave(o, dim=0), readout.flatten(0, 1), flat_hidden], dim=1)
-        g16 = self.fuse(x)
+        g16 = self.fuse.forward_shared(features.f16, torch.cat([readout.flatten(0, 1), flat_hidden], dim=1))
         g8 = self.up_16_8(features.f8, g16)
         g4 = self.up_8_4(features.f4, g8)
         logits = self.pred(F.relu(g4))
