@@ -31,6 +31,7 @@ REFUSED = [
     ("train.lr_gamma=0", "0.0"),
     ("train.lr_drop_at=[0.5, 1.5]", "[0.5, 1.5]"),
     ("train.lr_drop_at=[.nan]", "[nan]"),
+    ("train.lr_drop_at=[240]", "[240.0]"),  # an iteration where the demo preset states fractions
     ("train.grad_clip=-3.0", "-3.0"),
     ("train.max_failures=-1", "-1"),
     ("train.seed=-5", "-5"),

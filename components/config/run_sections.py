@@ -4,6 +4,8 @@ composes them into the whole config."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -12,10 +14,10 @@ from components.config.ranges import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
+    Rule,
     at_least,
     between,
     check_ranges,
-    each,
     optional,
 )
 from components.config.roles import REPORTING_ROLE, steering_test_clash
@@ -24,27 +26,58 @@ from components.data.selection import VideoSelection
 
 STAGE_PRESETS: dict[str, dict[str, Any]] = {
     # The correspondence repo's stage 0 / stage 3 (METHOD_REFERENCE §4.1): 8 clips per GPU on 2 GPUs,
-    # AdamW with layer-wise groups, lr 5e-5 dropped x0.1 at 250K/300K and 125K/150K.
-    "stcn-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (0.8333,),
-                "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
-    "stcn-s3": {"iterations": 150_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (0.8333,),
-                "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
-    # Original STCN (hkchengrex/STCN util/hyper_para.py): Adam, one lr, 2 GPUs.
-    "stcn-original-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (0.5,),
-                         "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
-    "stcn-original-s3": {"iterations": 150_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (0.8333,),
-                         "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
+    # AdamW with layer-wise groups, lr 5e-5 dropped x0.1 at iteration 250K of 300K and 125K of 150K
+    # (its MultiStepLR milestones, stepped once per iteration).
+    "stcn-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (250_000,),
+                "lr_drop_unit": "iterations", "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
+    "stcn-s3": {"iterations": 150_000, "batch_size": 16, "learning_rate": 5e-5, "lr_drop_at": (125_000,),
+                "lr_drop_unit": "iterations", "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": True},
+    # Original STCN (hkchengrex/STCN util/hyper_para.py): Adam, one lr, 2 GPUs; drops at 150K of 300K, 125K of 150K.
+    "stcn-original-s0": {"iterations": 300_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (150_000,),
+                         "lr_drop_unit": "iterations", "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
+    "stcn-original-s3": {"iterations": 150_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (125_000,),
+                         "lr_drop_unit": "iterations", "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
     # XMem (METHOD_REFERENCE §4.5, hkchengrex/XMem): AdamW wd 0.05, lr 1e-5, effective batch over 2 GPUs.
-    # s3 is 100K + a 10K fine-tune tail (set data.augment.plain_after: 0.909), lr dropped at 80K.
+    # s0 never drops; s3 is 100K + a 10K fine-tune tail (set data.augment.plain_after: 0.909), dropped at 80K.
     "xmem-s0": {"iterations": 150_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (),
-                "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
-    "xmem-s3": {"iterations": 110_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (0.7273,),
-                "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
-    # Minutes on a 2-core CPU with the `small` model and synthetic videos.
-    "demo": {"iterations": 300, "batch_size": 4, "learning_rate": 1e-3, "lr_drop_at": (0.8,),
+                "lr_drop_unit": "iterations", "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
+    "xmem-s3": {"iterations": 110_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (80_000,),
+                "lr_drop_unit": "iterations", "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
+    # Minutes on a 2-core CPU with the `small` model and synthetic videos: drops as fractions of the stage.
+    "demo": {"iterations": 300, "batch_size": 4, "learning_rate": 1e-3, "lr_drop_at": (0.8,), "lr_drop_unit": "fraction",
              "optimizer": "adamw", "weight_decay": 1e-7, "layerwise_lr": False, "checkpoint_every": 100,
              "log_every": 10, "image_every": 100},
 }
+
+
+def first_iteration_reaching(fraction: float, iterations: int) -> int:
+    """The first 0-based iteration `s` of a stage of `iterations` whose progress `s / iterations` reaches `fraction`.
+
+    Compared in the same floating point as the progress itself, so a fraction lands where progress meets it.
+    """
+    step = min(max(math.ceil(fraction * iterations), 0), iterations)
+    while step > 0 and (step - 1) / iterations >= fraction:
+        step -= 1
+    while step < iterations and step / iterations < fraction:
+        step += 1
+    return step
+
+
+def drop_points_rule(unit: str, iterations: int, section: str) -> Rule:
+    """What a stage's `lr_drop_at` must hold in `unit`; the error names the unit key, so neither is ambiguous."""
+    if unit == "iterations":  # whole 0-based iterations; a drop past the stage's end would never happen
+        return Rule(lambda drops: all(_whole(v) and 0 <= v <= iterations for v in drops),
+                    f"a list of whole iterations in [0, {iterations}] ({section}.lr_drop_unit is iterations; "
+                    f"for stage fractions set {section}.lr_drop_unit: fraction)")
+    return Rule(lambda drops: all(FRACTION.allows(v) for v in drops),
+                f"a list of stage fractions in [0, 1] ({section}.lr_drop_unit is fraction; "
+                f"for iterations set {section}.lr_drop_unit: iterations)")
+
+
+def _whole(value: Any) -> bool:
+    """A finite number with no fractional part (bools are not numbers here)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and float(value).is_integer())
 
 
 @dataclass(frozen=True)
@@ -58,7 +91,10 @@ class StageConfig:
     iterations: int = 300
     batch_size: int = 4  # global, over all workers
     learning_rate: float = 1e-3
-    lr_drop_at: tuple[float, ...] = (0.8,)  # progress fractions
+    # Where the lr is multiplied by lr_gamma, in `lr_drop_unit`: `iterations` (0-based iterations of the stage,
+    # the released MultiStepLR milestones) or `fraction` (of the stage's iterations, for short runs)
+    lr_drop_at: tuple[float, ...] = (0.8,)
+    lr_drop_unit: Literal["iterations", "fraction"] = "fraction"
     lr_gamma: float = 0.1
     lr_schedule: Literal["step", "cosine"] = "step"  # cosine: smooth decay to the step schedule's final lr
     optimizer: Literal["adam", "adamw"] = "adamw"
@@ -82,13 +118,29 @@ class StageConfig:
         counts = ("iterations", "batch_size", "num_workers", "cpus_per_worker", "checkpoint_every", "keep_checkpoints",
                   "log_every", "image_every")
         check_ranges(self, self.SECTION, {
-            **dict.fromkeys(counts, AT_LEAST_1), "learning_rate": POSITIVE, "lr_drop_at": each(FRACTION),
+            **dict.fromkeys(counts, AT_LEAST_1), "learning_rate": POSITIVE,
+            "lr_drop_at": drop_points_rule(self.lr_drop_unit, self.iterations, self.SECTION),
             "lr_gamma": between(0, 1, low_open=True), "weight_decay": NON_NEGATIVE, "grad_clip": optional(NON_NEGATIVE),
             "freeze_at": between(0, 4),  # trunk parts from the input
             "seed": at_least(0), "max_failures": at_least(0), "fail_at_step": optional(at_least(0))})
         if self.batch_size % self.num_workers:
             raise ValueError(f"{self.SECTION}.batch_size {self.batch_size} must divide evenly over "
                              f"{self.num_workers} workers")
+
+    @property
+    def lr_drop_steps(self) -> tuple[int, ...]:
+        """The 0-based iterations from which each drop applies, sorted (a fraction: where progress first reaches it)."""
+        if self.lr_drop_unit == "iterations":
+            return tuple(sorted(int(v) for v in self.lr_drop_at))
+        return tuple(sorted(first_iteration_reaching(v, self.iterations) for v in self.lr_drop_at))
+
+    def in_fractions(self) -> StageConfig:
+        """The same drops as fractions of this stage, for runs that shorten it (tune trials): a 600-iteration
+        trial of a 150K stage dropping at 125K drops at iteration 500."""
+        if self.lr_drop_unit == "fraction":
+            return self
+        return dataclasses.replace(self, lr_drop_unit="fraction",
+                                   lr_drop_at=tuple(v / self.iterations for v in self.lr_drop_at))
 
 
 @dataclass(frozen=True)

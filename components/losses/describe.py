@@ -1,7 +1,7 @@
 """The resolved training objective of a config in words, per stage (`corrvos objective CONFIG`).
 
-Shows what a run will optimise before it starts: the terms and weights, the loss forms, and both
-schedules in each stage's own iterations, whichever unit the config states them in.
+Shows what a run will optimise before it starts: the terms and weights, the loss forms, both loss
+schedules and the learning-rate drops in each stage's own iterations, whichever unit the config states them in.
 """
 
 from __future__ import annotations
@@ -37,5 +37,21 @@ def describe_objective(loss: LossConfig, stages: dict[str, StageConfig]) -> list
         lines.append(f"  {name} ({stage.iterations} iterations): {ramp}CE keeps 100% of pixels until "
                      f"{boot_start}, {loss.bootstrap_top_p:.0%} from {boot_end}; "
                      f"gradient clipping {stage.grad_clip if stage.grad_clip else 'off'}")
+        lines.append(f"    {describe_learning_rate(stage)}")
     lines.append(f"  loss-form departures from the release: {', '.join(loss.departures) or 'none'}")
     return lines
+
+
+def describe_learning_rate(stage: StageConfig) -> str:
+    """The stage's learning-rate schedule with its drops resolved to 0-based iterations (`StageConfig.lr_drop_steps`)."""
+    groups = " (layer-wise groups 0.2x / 0.4x / 1x)" if stage.layerwise_lr else ""
+    stated = f"lr_drop_at {[float(v) if stage.lr_drop_unit == 'fraction' else int(v) for v in stage.lr_drop_at]} " \
+             f"in {stage.lr_drop_unit}"
+    if stage.lr_schedule == "cosine":
+        floor = stage.learning_rate * stage.lr_gamma ** len(stage.lr_drop_at)
+        return f"learning rate {stage.learning_rate:g}{groups}, half cosine over the stage down to {floor:g}"
+    if not stage.lr_drop_at:
+        return f"learning rate {stage.learning_rate:g}{groups}, never dropped"
+    steps = stage.lr_drop_steps
+    at = f"iteration {steps[0]}" if len(steps) == 1 else f"each of iterations {', '.join(map(str, steps))}"
+    return f"learning rate {stage.learning_rate:g}{groups}, x{stage.lr_gamma:g} from {at} ({stated})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -48,16 +49,21 @@ def build_optimizer(model: nn.Module, kind: str, base_lr: float, weight_decay: f
     raise ValueError(f"unknown optimizer {kind!r}")
 
 
-def learning_rate_at(progress: float, base_lr: float, drop_at: tuple[float, ...], gamma: float,
+def learning_rate_at(step: int, iterations: int, base_lr: float, drop_steps: Sequence[int], gamma: float,
                      schedule: str = "step") -> float:
-    """The lr at a progress fraction. `step`: base_lr * gamma ** (drops passed), the recipes' schedule.
-    `cosine`: a half cosine from base_lr down to base_lr * gamma ** len(drop_at), the same end point."""
+    """The lr at 0-based iteration `step` of a stage of `iterations`.
+
+    `step`: base_lr * gamma ** (drops at or before `step`), the recipes' MultiStepLR stepped once per iteration
+    (milestone 125000: iterations 0..124999 at base_lr). `cosine`: a half cosine over the stage from base_lr
+    down to base_lr * gamma ** len(drop_steps), the step schedule's end point.
+    """
     if schedule == "cosine":
-        floor = base_lr * gamma ** len(drop_at)
-        return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        floor = base_lr * gamma ** len(drop_steps)
+        progress = min(max(step / iterations, 0.0), 1.0)
+        return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     if schedule != "step":
         raise ValueError(f"unknown lr schedule {schedule!r}")
-    return base_lr * gamma ** bisect_right(sorted(drop_at), progress)
+    return base_lr * gamma ** bisect_right(sorted(drop_steps), step)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:

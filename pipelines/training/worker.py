@@ -104,6 +104,7 @@ def train_worker(payload: dict[str, Any]) -> None:
     if logger and start_step > 0:
         logger.log_metrics({"resumed_from_step": start_step}, step=start_step)
         logger.note_resume(start_step)
+    drop_steps = stage.lr_drop_steps  # resolved once: what `corrvos objective` prints
     window: dict[str, list[float]] = {}
     clock = time.perf_counter()
     with loader:
@@ -112,7 +113,7 @@ def train_worker(payload: dict[str, Any]) -> None:
             arrived = time.perf_counter()
             _maybe_inject_fault(stage, step, rank, payload.get("fault_marker"))
             progress = step / total
-            lr = learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at, stage.lr_gamma, stage.lr_schedule)
+            lr = learning_rate_at(step, total, stage.learning_rate, drop_steps, stage.lr_gamma, stage.lr_schedule)
             set_learning_rate(optimizer, lr)
             generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + rank * 7919 + step)
             values, outputs = training_step(

@@ -132,10 +132,11 @@ def read_trials(trials_uri: str, storage_options: dict | None = None) -> list[di
 
 def _trial_config(config: CorrvosConfig) -> CorrvosConfig:
     """The train stage as a trial runs it: `tune.iterations` long, one worker, a checkpoint at every validation;
-    loss schedules in iterations become fractions of the full stage, so a short trial still ramps."""
+    loss schedules and lr drops in iterations become fractions of the full stage, so a short trial still ramps
+    and drops where the stage would, scaled down."""
     search = config.tune
     train = dataclasses.replace(
-        config.train, iterations=search.iterations, checkpoint_every=search.eval_every, num_workers=1,
+        config.train.in_fractions(), iterations=search.iterations, checkpoint_every=search.eval_every, num_workers=1,
         cpus_per_worker=search.cpus_per_trial, fail_at_step=None,
     )
     return dataclasses.replace(config, train=train, loss=config.loss.in_fractions(config.train.iterations))

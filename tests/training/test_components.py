@@ -57,19 +57,29 @@ def test_parameter_groups_cover_every_parameter_once(small):
     assert sorted(g["lr"] for g in optimiser.param_groups) == pytest.approx([2e-6, 4e-6, 1e-5])
 
 
-def test_learning_rate_drops_at_progress_fractions():
-    assert learning_rate_at(0.5, 1e-4, (0.8333,), 0.1) == pytest.approx(1e-4)
-    assert learning_rate_at(0.9, 1e-4, (0.8333,), 0.1) == pytest.approx(1e-5)
-    assert learning_rate_at(0.95, 1e-4, (0.5, 0.9), 0.1) == pytest.approx(1e-6)
+def test_learning_rate_drops_from_its_milestone_iteration_on():
+    assert learning_rate_at(124_999, 150_000, 1e-4, (125_000,), 0.1) == pytest.approx(1e-4)
+    assert learning_rate_at(125_000, 150_000, 1e-4, (125_000,), 0.1) == pytest.approx(1e-5)
+    assert learning_rate_at(950, 1000, 1e-4, (900, 500), 0.1) == pytest.approx(1e-6)  # unsorted drops count alike
+
+
+def test_step_schedule_is_multisteplr_stepped_once_per_iteration():
+    """The recipes' scheduler: MultiStepLR(milestones), `scheduler.step()` after every iteration's update."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=5e-5)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [7, 12], 0.1)
+    for it in range(16):
+        assert learning_rate_at(it, 16, 5e-5, (7, 12), 0.1) == pytest.approx(optimizer.param_groups[0]["lr"]), it
+        optimizer.step()
+        scheduler.step()
 
 
 def test_cosine_schedule_decays_smoothly_to_the_step_schedules_end():
-    lrs = [learning_rate_at(p / 10, 4e-4, (0.7,), 0.1, "cosine") for p in range(11)]
+    lrs = [learning_rate_at(step, 10, 4e-4, (7,), 0.1, "cosine") for step in range(11)]
     assert lrs[0] == pytest.approx(4e-4) and lrs[-1] == pytest.approx(4e-5)
     assert lrs[5] == pytest.approx((4e-4 + 4e-5) / 2)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
     with pytest.raises(ValueError, match="linear"):
-        learning_rate_at(0.5, 1e-4, (), 0.1, "linear")
+        learning_rate_at(5, 10, 1e-4, (), 0.1, "linear")
 
 
 def test_training_state_round_trips_exactly(small):

@@ -75,8 +75,8 @@ def _train(model: torch.nn.Module, config: CorrvosConfig, dataset: str) -> None:
     with ClipLoader(dataset, stage.batch_size, seed=stage.seed, config=config.data) as loader:
         for step, batch in enumerate(loader.iterate(stage.iterations)):
             progress = step / stage.iterations
-            set_learning_rate(optimizer, learning_rate_at(progress, stage.learning_rate, stage.lr_drop_at,
-                                                          stage.lr_gamma, stage.lr_schedule))
+            set_learning_rate(optimizer, learning_rate_at(step, stage.iterations, stage.learning_rate,
+                                                          stage.lr_drop_steps, stage.lr_gamma, stage.lr_schedule))
             training_step(model, batch, config.loss, progress, optimizer, step=step, precision=stage.precision,
                           grad_clip=stage.grad_clip, generator=torch.Generator().manual_seed(stage.seed * 1_000_003 + step))
 

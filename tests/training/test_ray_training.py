@@ -37,6 +37,8 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     """Pretrain recovers from an injected fault; train starts from its weights on two DDP ranks with the
     `baseline` objective (head g frozen, so DDP has unused parameters to skip) and both ranks stay equal."""
     config = tiny_config(tmp_path, fail_at_step=3)
+    drop_at_4 = dataclasses.replace(config.pretrain, lr_drop_unit="iterations", lr_drop_at=(4.0,))
+    config = dataclasses.replace(config, pretrain=drop_at_4)
     pre = run_tracked_training_stage(config, "pretrain", [tiny_dataset], str(tmp_path / "pretrain"))
     client = MlflowClient(config.tracking.mlflow_uri)
     run_id = pre["mlflow_run_id"]
@@ -47,6 +49,8 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     assert max(steps) == 6 and steps[-1] == 6
     after_fault = steps[steps.index(max(steps[:3])) + 1:]
     assert min(after_fault) >= 2, steps  # the curve continues, it does not restart at step 1
+    lr = {m.step: m.value for m in client.get_metric_history(run_id, "lr")}  # step k: 0-based iteration k - 1
+    assert lr == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: 1e-4, 6: 1e-4})  # x0.1 from iteration 4
     model, metadata = load_inference_checkpoint(pre["model"])
     assert metadata["step"] == 6 and model.config.single_object
     artifacts = {a.path for a in client.list_artifacts(run_id)}

@@ -72,5 +72,7 @@ def test_a_trial_keeps_the_stage_schedule_shape_when_the_config_states_iteration
     assert trial.loss.schedule_unit == "fraction"
     assert (trial.loss.ramp_start, trial.loss.ramp_end) == pytest.approx((0.2, 0.6))  # 30K -> 90K of 150K
     assert (trial.loss.bootstrap_start, trial.loss.bootstrap_end) == pytest.approx((20 / 150, 70 / 150))
+    assert trial.train.lr_drop_unit == "fraction" and trial.train.lr_drop_steps == (500,)  # 125K of 150K, at 600
     demo = load_yaml_config(CorrvosConfig, Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
     assert _trial_config(demo).loss == demo.loss  # fractions already
+    assert _trial_config(demo).train.lr_drop_at == demo.train.lr_drop_at
