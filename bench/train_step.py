@@ -1,120 +1,144 @@
-"""Time one training step with `baseline` weights and with `released` + `ocl` weights on the same batch.
+"""Time the product's training step with the `baseline` and the `released` loss preset on the same batches.
 
-    python -m bench.train_step --preset small
-    python -m bench.train_step --preset stcn --device cuda --bf16
-    python -m bench.train_step --model xmem                 # XMem: 8-frame clips, 3 objects
+    python -m bench.train_step                        # configs/demo.yaml's train stage, as `make run` trains it
+    python -m bench.train_step --set model.name=xmem  # the same with XMem
+    python -m bench.train_step --config configs/stcn-released.yaml --device cuda --data videos=16,frames=24,size=480
 
-Both configurations run interleaved on the same batch, model initialisation and optimiser
-settings; the median step time of each is compared. Each line also says how many steps that
-configuration ran and the loss terms its last step computed (so the correspondence arm is seen to
-compute pcl and cross_view, the baseline only the segmentation loss). The last line is the ratio.
+Each arm is the config with `loss.preset` set to its name (presets apply before the config's explicit
+loss keys, as `corrvos run ... --set loss.preset=baseline` does). Its model and optimiser are made as
+the train stage's Ray worker makes them (`pipelines/training/worker.py`: seeded, head g frozen when no
+term uses it, trunk freezing, the stage's optimiser and learning rate at the step's progress), and
+each step is `components.training.step.training_step` with the stage's precision and grad_clip and the
+worker's per-step generator. The batches are real `ClipLoader` batches of the config's data settings
+over synthetic videos ingested into a temporary folder, fetched before any timing (the loader is
+`bench.data`'s subject) and the same for both arms. Steps alternate between the arms so drift in
+machine load hits both alike; the medians are compared. Each arm's line gives the steps it ran and
+its last step's loss terms (the released arm computes pcl and cross_view, the baseline does not).
+The last line is the ratio: what the correspondence terms cost per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
-from contextlib import nullcontext
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from bench.device import describe, synchronise
-from components.config import LossConfig, ModelConfig, config_from_dict
-from components.losses import compute_losses
+from components.config import CorrvosConfig, StageConfig, load_yaml_config
+from components.data.config import IngestConfig
+from components.data.ingest import ingest
+from components.data.loader import ClipLoader
 from components.model import build_train_wrapper
-from components.training.batch import ClipBatch, random_clip_batch
+from components.model.resnet import freeze_trunks
+from components.precision import resolved_precision
+from components.training.batch import ClipBatch
+from components.training.optim import (
+    build_optimizer,
+    learning_rate_at,
+    set_learning_rate,
+)
+from components.training.step import training_step
 
-DEFAULTS = {"small": {"batch": 4, "size": 192}, "stcn": {"batch": 8, "size": 384}}
-CORRESPONDENCE = {"preset": "released", "ocl_weight": 0.1}
+DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+ARMS = ("baseline", "released")
+REPORTED = {"total", "lambda", "bootstrap_p", "grad_norm"}  # not loss terms
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the defaults time the demo's train stage on this machine."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("stcn", "xmem"), default="stcn", help="base network")
-    parser.add_argument("--preset", choices=sorted(DEFAULTS), default="small", help="sizes (stcn = the paper's)")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=16,
-                        help="key/value grid stride (8: dilated layer3, the CPU demo's)")
+    parser.add_argument("--config", type=Path, default=DEMO, help="a corrvos config (default: configs/demo.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as on the corrvos command line (repeatable)")
+    parser.add_argument("--stage", choices=("train",), default="train", help="the stage whose step is timed")
+    parser.add_argument("--data", default="videos=16,frames=24,size=128,seed=0", help="synthetic videos to batch")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, help="clips per step (default: 4 small, 8 stcn)")
-    parser.add_argument("--size", type=int, help="crop side in pixels (default: 192 small, 384 stcn)")
-    parser.add_argument("--frames", type=int, help="frames per clip (default: 3 stcn, 8 xmem)")
-    parser.add_argument("--objects", type=int, help="objects per clip (default: 2 stcn, 3 xmem)")
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
+    parser.add_argument("--progress", type=float, default=0.7,
+                        help="where in the stage the steps are (0.7: past the demo's lambda ramp, every term weighs)")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per arm")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU); losses stay fp32")
-    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
-def make_step(model: torch.nn.Module, loss_config: LossConfig, batch: ClipBatch, device: torch.device, bf16: bool,
-              record: dict[str, Any]):
-    """A closure running forward, losses, backward and an optimiser step; returns seconds taken. It counts
-    its calls in `record["steps"]` and keeps the last step's loss terms (name -> value) in `record["terms"]`."""
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-    generator = torch.Generator().manual_seed(0)
-    record["steps"] = 0
+class Arm:
+    """One loss preset's model, optimiser and step times, built as the train stage's worker builds them."""
 
-    def step() -> float:
-        synchronise(device)
+    def __init__(self, config: CorrvosConfig, stage: StageConfig, device: torch.device) -> None:
+        self.config, self.stage, self.device = config, stage, device
+        torch.manual_seed(stage.seed)  # identical initial weights in every arm
+        model = build_train_wrapper(config.model)
+        if not config.loss.uses_correspondence:
+            model.correspondence_head.requires_grad_(False)
+        freeze_trunks(model, stage.freeze_at)
+        self.model = model.to(device).train()
+        self.optimizer = build_optimizer(self.model, stage.optimizer, stage.learning_rate, stage.weight_decay,
+                                         stage.layerwise_lr)
+        self.times: list[float] = []
+        self.terms: dict[str, float] = {}
+
+    def step(self, batch: ClipBatch, step: int) -> float:
+        """One `training_step` at stage iteration `step`, as the worker calls it; seconds taken."""
+        progress = step / self.stage.iterations
+        set_learning_rate(self.optimizer, learning_rate_at(progress, self.stage.learning_rate, self.stage.lr_drop_at,
+                                                           self.stage.lr_gamma, self.stage.lr_schedule))
+        generator = torch.Generator().manual_seed(self.stage.seed * 1_000_003 + step)  # the worker's, rank 0
+        synchronise(self.device)
         start = time.perf_counter()
-        with autocast():
-            outputs = model(batch, with_correspondence=loss_config.uses_correspondence, generator=generator)
-            terms = compute_losses(outputs, batch, loss_config, progress=1.0, iteration=150_000, generator=generator)
-        optimiser.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimiser.step()
-        synchronise(device)
+        values, _ = training_step(self.model, batch.to(self.device), self.config.loss, progress, self.optimizer,
+                                  step=step, precision=self.stage.precision, grad_clip=self.stage.grad_clip,
+                                  generator=generator)
+        synchronise(self.device)
         seconds = time.perf_counter() - start
-        record["steps"] += 1
-        record["terms"] = {k: v.item() for k, v in terms.items() if k not in ("total", "lambda", "bootstrap_p")}
+        self.terms = {k: v for k, v in values.items() if k not in REPORTED}
         return seconds
 
-    return step
+
+def real_batches(config: CorrvosConfig, stage: StageConfig, data: str, count: int, folder: Path) -> list[ClipBatch]:
+    """`count` ClipLoader batches (one worker's share of the stage's batch) over synthetic videos `data`."""
+    uri = str(folder / "synthetic")
+    ingest("synthetic", data, uri, IngestConfig(engine="threads"), progress=False)
+    loading = replace(config.data, loader=replace(config.data.loader, num_workers=0))
+    with ClipLoader(uri, stage.batch_size // stage.num_workers, seed=stage.seed, config=loading) as loader:
+        return list(loader.iterate(count))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time both arms' steps on the same batches; print each arm's figures and the overhead ratio."""
     args = parse_args(argv)
     device = torch.device(args.device)
-    batch_size = args.batch or DEFAULTS[args.preset]["batch"]
-    size = args.size or DEFAULTS[args.preset]["size"]
-    torch.manual_seed(args.seed)
-    model_config = config_from_dict(ModelConfig, {"preset": args.preset, "name": args.model,
-                                                  "output_stride": args.output_stride})
-    frames = args.frames or (8 if args.model == "xmem" else 3)
-    objects = args.objects or (3 if args.model == "xmem" else 2)
-    batch = random_clip_batch(batch_size, frames, size, objects, torch.Generator().manual_seed(args.seed)).to(device)
-    configs = {
-        "baseline": config_from_dict(LossConfig, {"preset": "baseline"}),
-        "released+ocl": config_from_dict(LossConfig, CORRESPONDENCE),
-    }
-    steps, times, records = {}, {}, {}
-    for name, loss_config in configs.items():
-        torch.manual_seed(args.seed)  # identical initial weights for both
-        model = build_train_wrapper(model_config).to(device).train()
-        records[name] = {}
-        steps[name] = make_step(model, loss_config, batch, device, args.bf16, records[name])
-        times[name] = []
-    for _ in range(args.warmup):
-        for step in steps.values():
-            step()
-    for _ in range(args.steps):  # interleaved so drift in machine load hits both alike
-        for name, step in steps.items():
-            times[name].append(step())
-    where = describe(device)
-    print(f"model={args.model} preset={args.preset} output_stride={args.output_stride} device={device} ({where}) "
-          f"batch={batch_size}x{frames}x{size}px objects={objects} bf16={args.bf16}")
+    configs = {arm: load_yaml_config(CorrvosConfig, args.config, [*args.overrides, f"loss.preset={arm}"])
+               for arm in ARMS}
+    stage: StageConfig = getattr(configs["released"], args.stage)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, stage.cpus_per_worker))  # as the worker sets it
+    with tempfile.TemporaryDirectory(prefix="corrvos-bench-") as tmp:
+        batches = real_batches(configs["released"], stage, args.data, args.warmup + args.steps, Path(tmp))
+    arms = {arm: Arm(configs[arm], getattr(configs[arm], args.stage), device) for arm in ARMS}
+    first = int(args.progress * stage.iterations)
+    for i, batch in enumerate(batches):  # alternating, so drift in machine load hits both arms alike
+        for arm in arms.values():
+            seconds = arm.step(batch, first + i)
+            if i >= args.warmup:
+                arm.times.append(seconds)
+    model, shape = configs["released"].model, tuple(batches[0].masks.shape)
+    print(f"{args.config.name} {args.stage} stage: {model.name}/{model.preset} output stride {model.output_stride}, "
+          f"batch {shape[0]} x {shape[1]} frames x {shape[3]} px, {shape[2]} object slots, precision {stage.precision}"
+          f" -> {resolved_precision(stage.precision, device.type)}, grad_clip {stage.grad_clip}, steps from"
+          f" {first} of {stage.iterations}; ClipLoader batches of synthetic {args.data}; {device} ({describe(device)})")
     medians = {}
-    for name, values in times.items():
-        medians[name] = statistics.median(values)
-        terms = ", ".join(f"{k} {v:.4g}" for k, v in records[name]["terms"].items())
-        print(f"{name:>14}: {medians[name] * 1000:8.1f} ms/step  {batch_size / medians[name]:7.2f} clips/s  "
-              f"(median of {len(values)}; {records[name]['steps']} steps run; loss terms: {terms})")
+    for name, arm in arms.items():
+        medians[name] = statistics.median(arm.times)
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in arm.terms.items())
+        print(f"{name:>9}: {medians[name] * 1000:8.1f} ms/step  {shape[0] / medians[name]:7.2f} clips/s  (median of "
+              f"{len(arm.times)}; {len(batches)} steps run; loss terms: {terms})")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
-    print(f"correspondence overhead: {medians['released+ocl'] / medians['baseline']:.2f}x")
+    print(f"correspondence overhead (released vs baseline step): {medians['released'] / medians['baseline']:.2f}x")
     return 0
 
 

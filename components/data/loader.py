@@ -66,6 +66,15 @@ class ClipLoader:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clips") if workers > 0 else None
 
     @property
+    def cache_counts(self) -> dict[str, CacheCounts]:
+        """Hits and lookups of the encoded-video and the decoded-frame cache since the loader was made.
+
+        At a scale the caches cannot hold (thousands of videos) the hit rates are near zero, and a
+        loader's speed is its decoding; `python -m bench.data` prints them beside its samples/s.
+        """
+        return {"encoded": self._encoded.counts(), "decoded": self._decoded.counts()}
+
+    @property
     def versions(self) -> list[str]:
         """Content hashes of the datasets read (log them with the run)."""
         return [d.version for d in self.datasets]
@@ -218,6 +227,19 @@ def _fill(out: tuple[torch.Tensor, ...], index: int, clip: Clip) -> None:
     selector[index].copy_(torch.from_numpy(clip.selector))
 
 
+@dataclass(frozen=True)
+class CacheCounts:
+    """Lookups of one cache, and how many found their value."""
+
+    hits: int
+    lookups: int
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits per lookup (0 before any lookup)."""
+        return self.hits / self.lookups if self.lookups else 0.0
+
+
 class _LruCache:
     """Least-recently-used values bounded by their total byte size; shared by the decode threads."""
 
@@ -226,14 +248,22 @@ class _LruCache:
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._hits = self._lookups = 0
 
     def get(self, key: Hashable) -> Any:
         with self._lock:
+            self._lookups += 1
             hit = self._items.get(key)
             if hit is None:
                 return None
+            self._hits += 1
             self._items.move_to_end(key)
             return hit[0]
+
+    def counts(self) -> CacheCounts:
+        """Hits and lookups so far."""
+        with self._lock:
+            return CacheCounts(self._hits, self._lookups)
 
     def put(self, key: Hashable, value: Any, size: int) -> None:
         with self._lock:

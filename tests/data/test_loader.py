@@ -11,7 +11,7 @@ import torch
 from components.config import config_from_dict
 from components.data.config import DataConfig, IngestConfig
 from components.data.ingest import ingest
-from components.data.loader import ClipLoader, DatasetRef
+from components.data.loader import CacheCounts, ClipLoader, DatasetRef
 from components.errors import DataError
 from tests.data.conftest import make_static_two_folders
 
@@ -144,3 +144,23 @@ def test_decoded_cache_changes_nothing_but_speed(synthetic_uri: str) -> None:
             return [b.frames for b in loader.iterate(total_steps=8)]  # 24 samples: frames get reused
 
     assert all(torch.equal(a, b) for a, b in zip(run(0), run(64)))
+
+
+@pytest.mark.parametrize("decoded_cache_mb", [64, 0])
+def test_cache_counts_tell_how_often_a_read_or_a_decode_was_saved(synthetic_uri: str, decoded_cache_mb: int) -> None:
+    config = _config(loader={"num_workers": 0, "decoded_cache_mb": decoded_cache_mb})
+    with ClipLoader(synthetic_uri, 3, seed=4, config=config) as loader:  # 12 videos: an epoch is 4 batches
+        for _ in loader.iterate(total_steps=4):
+            pass
+        first = loader.cache_counts
+        for _ in loader.iterate(total_steps=8, start_step=4):  # the second epoch reads every video again
+            pass
+        second = loader.cache_counts
+    assert first["encoded"] == CacheCounts(0, 12) and second["encoded"] == CacheCounts(12, 24)
+    assert first["encoded"].hit_rate == 0.0 and second["encoded"].hit_rate == 0.5
+    # within the first epoch no frame is decoded twice: every lookup misses
+    assert first["decoded"].hits == 0 and 12 <= first["decoded"].lookups <= 36
+    if decoded_cache_mb:  # the second epoch samples some of the same frames again: those are not decoded again
+        assert second["decoded"].hits > 0
+    else:
+        assert second["decoded"].hits == 0 and second["decoded"].lookups > first["decoded"].lookups

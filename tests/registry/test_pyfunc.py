@@ -45,3 +45,18 @@ def test_the_signature_is_tensor_based_and_enforced(pyfunc_model) -> None:
         pyfunc_model.predict({"frames": np.stack(images).astype(np.float32), "first_mask": masks[0]})
     with pytest.raises(MlflowException):  # grey frames have no channel axis
         pyfunc_model.predict({"frames": np.stack(images)[..., 0], "first_mask": masks[0]})
+
+
+def test_registered_models_load_the_segmenter_from_the_path_every_version_names(
+        store, checkpoints, new_run, model_name) -> None:
+    # Each registered model carries a code file that imports `pipelines.registry.CorrvosSegmenter`; versions
+    # registered before the registry became a package carry the same line, so that path must keep working.
+    import pipelines.registry
+    from pipelines.registry.pyfunc import CorrvosSegmenter
+
+    uri, _ = store
+    folder = download_model(register_model(uri, model_name, str(checkpoints[0]), new_run(), 0.5, {}).uri, uri)
+    codes = [path.read_text() for path in folder.rglob("*.py")]
+    assert len(codes) == 1 and "from pipelines.registry import CorrvosSegmenter" in codes[0]
+    assert pipelines.registry.CorrvosSegmenter is CorrvosSegmenter
+    assert isinstance(mlflow.pyfunc.load_model(str(folder)).unwrap_python_model(), CorrvosSegmenter)
