@@ -84,8 +84,9 @@ class Arm:
     def step(self, batch: ClipBatch, step: int) -> float:
         """One `training_step` at stage iteration `step`, as the worker calls it; seconds taken."""
         progress = step / self.stage.iterations
-        set_learning_rate(self.optimizer, learning_rate_at(progress, self.stage.learning_rate, self.stage.lr_drop_at,
-                                                           self.stage.lr_gamma, self.stage.lr_schedule))
+        set_learning_rate(self.optimizer, learning_rate_at(step, self.stage.iterations, self.stage.learning_rate,
+                                                           self.stage.lr_drop_steps, self.stage.lr_gamma,
+                                                           self.stage.lr_schedule))
         generator = torch.Generator().manual_seed(self.stage.seed * 1_000_003 + step)  # the worker's, rank 0
         synchronise(self.device)
         start = time.perf_counter()
