@@ -149,3 +149,34 @@ def test_precision_bench_bf16_arm_runs_in_bf16(capsys: pytest.CaptureFixture[str
     assert last.string == output.strip().splitlines()[-1]
     _assert_ratio(float(last[1]), step["fp32"], step["bf16"], 1)
     _assert_ratio(float(last[2]), fps["bf16"], fps["fp32"], 1)
+
+
+@pytest.mark.parametrize("height,width", [(6, 8), (7, 9)])
+def test_conv_bound_winograd_is_the_same_convolution(height, width):
+    """The Winograd F(2x2,3x3) the conv bench times computes the direct 3x3 convolution, odd sizes too."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.conv_bound import winograd_conv, winograd_filter
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(2, 5, height, width), torch.randn(4, 5, 3, 3), torch.randn(4)
+    torch.testing.assert_close(winograd_conv(x, winograd_filter(weight), bias), F.conv2d(x, weight, bias, padding=1),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_conv_bound_prints_direct_over_winograd(capsys, monkeypatch):
+    from bench import conv_bound
+
+    monkeypatch.setattr(conv_bound, "SHAPES", ((8, 8, 10, 12), (8, 4, 6, 6)))
+    assert conv_bound.main(["--rounds", "1", "--objects", "1"]) == 0
+    output = capsys.readouterr().out
+    ratios = []
+    for line in output.splitlines()[2:-1]:
+        direct, _, total, error, ratio = (part.strip() for part in line.split("|")[1:])
+        direct_s, total_s = float(direct.split()[0]), float(total)
+        assert float(error) < 1e-4  # the Winograd arm computed the same convolution
+        assert float(ratio.rstrip("x")) == pytest.approx(direct_s / total_s, rel=0.02, abs=0.006)
+        ratios.append(float(ratio.rstrip("x")))
+    assert len(ratios) == 2
+    assert _last_ratio(output, "direct / winograd, worst layer:") == min(ratios)

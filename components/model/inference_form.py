@@ -24,13 +24,23 @@ _PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
 }
 
 
+MARK = "_corrvos_inference_form"  # set on a form this module made, with its channels_last
+
+
 def inference_form(network: nn.Module, channels_last: bool = True) -> nn.Module:
-    """A copy of `network` in eval mode with every trunk BatchNorm folded, optionally in channels-last memory."""
+    """A copy of `network` in eval mode with every trunk BatchNorm folded, optionally in channels-last memory.
+
+    A network that already is such a form is returned as it is, so a served model built once at load
+    time is not copied again by every engine made from it (the form is never trained or changed).
+    """
+    if getattr(network, MARK, None) == channels_last:
+        return network
     folded = copy.deepcopy(network).eval()
     fold_batch_norms(folded)
     folded.requires_grad_(False)
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
+    setattr(folded, MARK, channels_last)
     return folded
 
 

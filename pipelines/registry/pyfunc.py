@@ -36,9 +36,11 @@ class CorrvosSegmenter(mlflow.pyfunc.PythonModel):
         import torch
 
         from components.model.checkpoint import load_inference_checkpoint
+        from components.model.inference_form import inference_form
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, metadata = load_inference_checkpoint(context.artifacts[CHECKPOINT_KEY], self.device)
+        model, metadata = load_inference_checkpoint(context.artifacts[CHECKPOINT_KEY], self.device)
+        self.model = inference_form(model)  # folded once here, not again on every predict call
         # the settings the version's J&F was measured with, from the checkpoint itself (defaults when it has none)
         self.inference = ScoredSettings.from_metadata(metadata).inference or InferenceConfig()
 

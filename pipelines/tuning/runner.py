@@ -36,7 +36,9 @@ from pipelines.tuning.trial import (
     TRIAL_RESOURCES,
     ReleasePlacementGroups,
     TrialSetup,
+    job_placement_groups,
     ledger,
+    remove_placement_groups_since,
     run_trial,
     trial_run_id,
     trial_uri,
@@ -91,9 +93,11 @@ def run_tune(
         ledger_name=ledger_name,
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), TRIAL_RESOURCES)
+    groups_before = job_placement_groups()
     try:
         results = _tuner(config, dimensions, trainable, output_uri, ledger_name).fit()
     finally:
+        remove_placement_groups_since(groups_before)  # what the ledger missed; every trial has ended here
         ray.kill(ledger_actor)
     rows = _trial_rows(results, config, output_uri)
     _close_trial_runs(rows, tracking_uri)

@@ -7,7 +7,9 @@ workers' reports (with `val_jf`) from Ray Train to Tune.
 When ASHA stops a trial, Tune kills the trial actor and with it the Train controller it owns, but not
 the controller's placement group: Ray scopes a placement group to the job, and Train's own cleaner
 needs the state API (a dashboard, one Ray per machine). So the controller records its placement
-groups in a ledger actor, and the driver releases a trial's groups when the trial ends.
+groups in a ledger actor, and the driver releases a trial's groups when the trial ends. A controller
+killed before it could record its group leaves one the ledger never heard of: when the search ends,
+the driver also removes every group its own job created during the search (`job_placement_groups`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray._raylet import PlacementGroupID
 from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
 from components.config import CorrvosConfig, config_from_dict
@@ -34,6 +37,7 @@ from pipelines.tuning.space import config_with_overrides, plain
 
 TRIAL_RESOURCES = {"CPU": 0, "memory": 1 << 20}
 RUN_ID_FILE = "mlflow_run_id"
+RECORD_TIMEOUT_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +148,9 @@ class PlacementGroupRecorder(WorkerGroupCallback):
     def after_worker_group_start(self, worker_group) -> None:
         try:  # never fail training over bookkeeping
             group = worker_group._worker_group_state.placement_group_handle.placement_group
-            ray.get_actor(self.ledger_name).record.remote(self.trial_id, group)
+            # waited for, so the group is on record before training starts (a message still in flight when
+            # the controller is killed would be lost)
+            ray.get(ray.get_actor(self.ledger_name).record.remote(self.trial_id, group), timeout=RECORD_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001
             log.warning("trial %s: placement group not recorded (%s); it may outlive the trial if stopped",
                         self.trial_id, exc)
@@ -164,3 +170,27 @@ class ReleasePlacementGroups(tune.Callback):
 
     def _release(self, trial_id: str) -> None:
         ray.get(ledger(self.ledger_name).release.remote(trial_id))
+
+
+def job_placement_groups() -> set[str]:
+    """Ids of the live placement groups this driver's job created (its trials' Train controllers included).
+
+    A placement group id ends with the id of the job that created it; the search's controllers and
+    workers run in the driver's job, so this finds their groups and no other job's.
+    """
+    if not ray.is_initialized():  # no job yet, so no group of ours (Tune starts Ray itself)
+        return set()
+    job = ray.get_runtime_context().get_job_id()
+    return {group_id for group_id, row in placement_group_table().items()
+            if group_id.endswith(job) and row.get("state") != "REMOVED"}
+
+
+def remove_placement_groups_since(before: set[str]) -> int:
+    """Remove the job's live groups that are not in `before` (the ones made during the search); returns how many."""
+    removed = 0
+    for group_id in sorted(job_placement_groups() - before):
+        remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
+        removed += 1
+    if removed:
+        log.warning("removed %d placement group(s) left by stopped tune trials", removed)
+    return removed

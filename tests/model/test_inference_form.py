@@ -75,6 +75,19 @@ def test_inference_form_leaves_the_network_alone_and_encodes_alike(name):
                                        network.encode_value(frames, want.f16, masks), rtol=1e-4, atol=1e-4)
 
 
+def test_an_inference_form_is_not_copied_again():
+    """Engines made from a form built once (the served model's) share it; a plain network is always copied."""
+    from components.config import InferenceConfig
+    from components.inference import propagator_for
+
+    network = build_network(config_from_dict(ModelConfig, {"preset": "small"})).eval()
+    fast = inference_form(network)
+    assert inference_form(fast) is fast
+    assert inference_form(fast, channels_last=False) is not fast  # a different form is made, not assumed
+    assert propagator_for(fast, InferenceConfig()).model is fast
+    assert propagator_for(network, InferenceConfig()).model is not network
+
+
 @pytest.mark.parametrize("objects", [1, 3])
 @pytest.mark.parametrize("block_type", [ResBlock, FeatureFusionBlock])
 def test_shared_input_path_equals_the_concatenated_one_in_value_and_gradient(block_type, objects):

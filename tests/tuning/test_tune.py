@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,13 @@ def search(tmp_path_factory, tiny_dataset, tiny_val_dataset, local_ray):
     parent = client.create_run(experiment, run_name="pipeline").info.run_id
     out = tmp_path / "tune-out"
     outputs = run_tune(config, [tiny_dataset], [tiny_val_dataset], str(out), None, config.tracking.mlflow_uri, parent)
+    # what the search left reserved, seen at once (later tests may run on a restarted Ray)
+    left = [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+    deadline = time.monotonic() + 5  # actors Tune killed hand back their (zero-CPU) slots asynchronously
+    while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     return {"config": config, "out": out, "outputs": outputs, "parent": parent, "client": client, "tmp_path": tmp_path,
-            "data": (tiny_dataset, tiny_val_dataset)}
+            "data": (tiny_dataset, tiny_val_dataset), "groups_left": left, "cpus_after": ray.available_resources().get("CPU")}
 
 
 def test_search_finishes_and_best_json_names_the_highest_val_jf(search):
@@ -83,9 +89,8 @@ def test_every_trial_is_an_mlflow_child_run_with_its_overrides_and_curves(search
 
 def test_stopped_trials_leave_no_cpu_reserved(search):
     """ASHA kills a stopped trial's Train controller; its workers' placement group must not outlive it."""
-    groups = [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
-    assert not groups, groups
-    assert ray.available_resources().get("CPU") == 2
+    assert not search["groups_left"], search["groups_left"]
+    assert search["cpus_after"] == 2
 
 
 def test_apply_best_gives_the_best_loss_weights(search):
@@ -116,3 +121,25 @@ def test_cli_on_a_finished_search_restores_instead_of_retraining(search, capsys)
     printed = capsys.readouterr().out
     assert f"best: trial {before['trial']}" in printed and "loss.pcl_weight=" in printed
     assert printed.count("completed") + printed.count("stopped") == 4
+
+
+def test_the_end_of_search_sweep_removes_only_groups_made_since(local_ray):
+    """A group the ledger never heard of (its controller killed first) is removed; earlier ones are kept."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from pipelines.tuning.trial import job_placement_groups, remove_placement_groups_since
+
+    kept = placement_group([{"CPU": 1}])
+    assert kept.wait(30)
+    before = job_placement_groups()
+    assert kept.id.hex() in before
+    orphan = placement_group([{"CPU": 1}])  # made "during the search", recorded nowhere
+    assert orphan.wait(30)
+    try:
+        assert remove_placement_groups_since(before) == 1
+        states = {gid: row["state"] for gid, row in ray.util.placement_group_table().items()}
+        assert states[orphan.id.hex()] == "REMOVED" and states[kept.id.hex()] != "REMOVED"
+    finally:
+        remove_placement_group(kept)
+        if ray.util.placement_group_table(orphan)["state"] != "REMOVED":
+            remove_placement_group(orphan)
