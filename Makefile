@@ -26,11 +26,13 @@ run: $(STAMP)
 	$(VENV)/bin/corrvos run configs/demo.yaml $(RUN_ARGS)
 
 # Two parts, both must pass: the tests without Ray or servers (long ones too) on two pytest-xdist workers
-# (CORRVOS_TEST_FAST=1: one that starts Ray or a server anyway fails), then the rest one at a time, as
-# they share the session's local Ray and servers. Together they are every test: `-m` splits, never skips.
+# (CORRVOS_TEST_FAST=1: one that starts Ray or a server anyway fails), then the Ray and server tests on two
+# workers that each take whole files (--dist loadfile: a module's shared search or cluster runs once) and
+# each start their own local Ray; every port is picked free. These tests mostly wait on process starts,
+# so two at a time overlap the waits. Together they are every test: `-m` splits, never skips.
 test: $(STAMP)
 	CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -n 2 -m "not ray and not server" $(PYTEST_ARGS)
-	$(VENV)/bin/python -m pytest -q -m "ray or server" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "ray or server" $(PYTEST_ARGS)
 
 # CORRVOS_TEST_FAST=1: a test that starts Ray or a server anyway fails (tests/conftest.py)
 test-fast: $(STAMP)
