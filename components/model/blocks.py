@@ -21,6 +21,26 @@ def shared_input_conv(conv: nn.Conv2d, shared: torch.Tensor, own: torch.Tensor) 
     args = (conv.stride, conv.padding, conv.dilation)
     frame_part = F.conv2d(shared, conv.weight[:, :cs], conv.bias, *args)  # N, Cout, h, w
     object_part = F.conv2d(own, conv.weight[:, cs:], None, *args)  # N*K, Cout, h, w
+    return _add_per_frame(object_part, frame_part)
+
+
+def summed_input_conv(conv: nn.Conv2d, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """`conv` on own + shared (the frame's map added to each of its objects') with the shared map convolved
+    once per frame: a zero-padded convolution is linear in its input. shared: N,C,h,w; own: N*K,C,h,w.
+
+    The decoders' upsampling blocks add a frame's projected skip features to each object's upsampled map;
+    where the block's shortcut is a convolution (no ReLU before it), this splits it."""
+    n = shared.shape[0]
+    if own.shape[0] % n or shared.shape[1:] != own.shape[1:]:
+        raise ValueError(f"shared {tuple(shared.shape)} and own {tuple(own.shape)}: not a whole number of "
+                         f"same-shaped maps per frame")
+    args = (conv.stride, conv.padding, conv.dilation)
+    return _add_per_frame(F.conv2d(own, conv.weight, None, *args), F.conv2d(shared, conv.weight, conv.bias, *args))
+
+
+def _add_per_frame(object_part: torch.Tensor, frame_part: torch.Tensor) -> torch.Tensor:
+    """object_part N*K,C,h,w (frame-major) + frame_part N,C,h,w broadcast to each of its frame's K maps."""
+    n = frame_part.shape[0]
     summed = object_part.view(n, -1, *object_part.shape[1:]).float() + frame_part[:, None].float()
     return summed.flatten(0, 1).to(object_part.dtype)  # one rounding, as a single convolution's output has
 
@@ -47,6 +67,15 @@ class ResBlock(nn.Module):
         r = shared_input_conv(self.conv1, F.relu(shared), F.relu(own))
         r = self.conv2(F.relu(r))
         return shared_input_conv(self.downsample, shared, own) + r
+
+    def forward_summed(self, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """`forward` on own + shared (shared N,C,h,w added to each of its frame's maps in own N*K,C,h,w);
+        the conv shortcut, which no ReLU precedes, convolves `shared` once per frame (`summed_input_conv`)."""
+        n = shared.shape[0]
+        x = (own.view(n, -1, *own.shape[1:]) + shared[:, None]).flatten(0, 1)
+        r = self.conv2(F.relu(self.conv1(F.relu(x))))
+        shortcut = x if self.downsample is None else summed_input_conv(self.downsample, shared, own)
+        return shortcut + r
 
 
 class ChannelGate(nn.Module):
@@ -110,7 +139,8 @@ class UpsampleBlock(nn.Module):
 
     The skip features are a frame's (N of them); the maps to upsample may be several per frame (N*K,
     one per object, frame-major): the skip is projected once per frame and broadcast to its objects,
-    as STCN's and XMem's decoders do, not once per object.
+    as STCN's and XMem's decoders do, not once per object; so is the ResBlock's conv shortcut's share
+    of it (the official decoders run that shortcut on every object's sum).
     """
 
     def __init__(self, skip_ch: int, up_ch: int, out_ch: int) -> None:
@@ -125,5 +155,4 @@ class UpsampleBlock(nn.Module):
             raise ValueError(f"{up.shape[0]} maps to upsample for {n} skip maps: not a whole number per frame")
         projected = self.skip_conv(skip)  # N, Cu, H, W
         upsampled = F.interpolate(up, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        x = upsampled.view(n, -1, *upsampled.shape[1:]) + projected[:, None]  # N, K, Cu, H, W
-        return self.out_block(x.flatten(0, 1))
+        return self.out_block.forward_summed(projected, upsampled)  # on upsampled + projected, per object

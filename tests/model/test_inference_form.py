@@ -10,7 +10,7 @@ import torch
 
 from components.config import ModelConfig, config_from_dict
 from components.model import build_network
-from components.model.blocks import FeatureFusionBlock, ResBlock, shared_input_conv
+from components.model.blocks import FeatureFusionBlock, ResBlock, UpsampleBlock, shared_input_conv, summed_input_conv
 from components.model.inference_form import fold_batch_norms, inference_form
 from components.model.resnet import ResNetTrunk
 
@@ -130,3 +130,61 @@ def test_shared_input_conv_refuses_a_mismatch():
         shared_input_conv(conv, torch.randn(2, 9, 5, 5), torch.randn(8, 4, 5, 5))
     with pytest.raises(ValueError, match="whole number"):
         shared_input_conv(conv, torch.randn(3, 9, 5, 5), torch.randn(8, 3, 5, 5))
+
+
+@pytest.mark.parametrize("objects", [1, 3])
+@pytest.mark.parametrize("in_ch,out_ch", [(12, 8), (8, 8)])  # a conv shortcut, and the identity one
+def test_summed_input_path_equals_the_broadcast_sum_in_value_and_gradient(in_ch, out_ch, objects):
+    torch.manual_seed(0)
+    block = ResBlock(in_ch, out_ch)
+    shared = torch.randn(2, in_ch, 6, 10, requires_grad=True)
+    own = torch.randn(2 * objects, in_ch, 6, 10, requires_grad=True)
+    weights = None
+    results = []
+    for path in ("plain", "summed"):
+        shared.grad = own.grad = None
+        block.zero_grad()
+        if path == "plain":
+            out = block(own + shared.repeat_interleave(objects, dim=0))
+        else:
+            out = block.forward_summed(shared, own)
+        weights = torch.linspace(-1, 1, out.numel()).view_as(out) if weights is None else weights
+        (out * weights).sum().backward()
+        shortcut = block.downsample.weight.grad.clone() if block.downsample is not None else None
+        results.append((out.detach(), shared.grad.clone(), own.grad.clone(), shortcut))
+    (want, *grads_want), (got, *grads_got) = results
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for g, w in zip(grads_got, grads_want):
+        if w is not None:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_upsample_block_convolves_the_skip_share_of_its_shortcut_once_per_frame(monkeypatch):
+    torch.manual_seed(0)
+    block = UpsampleBlock(skip_ch=6, up_ch=12, out_ch=8).eval()
+    skip, up = torch.randn(2, 6, 8, 8), torch.randn(2 * 3, 12, 4, 4)
+    with torch.no_grad():
+        upsampled = torch.nn.functional.interpolate(up, size=(8, 8), mode="bilinear", align_corners=False)
+        want = block.out_block(upsampled + block.skip_conv(skip).repeat_interleave(3, dim=0))
+    seen: list[tuple[int, int, int]] = []
+    original = torch.nn.functional.conv2d
+
+    def counting(x, weight, *args, **kwargs):
+        seen.append((x.shape[0], weight.shape[0], weight.shape[1]))
+        return original(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", counting)
+    with torch.no_grad():
+        got = block(skip, up)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    shortcut = [batch for batch, out_ch, in_ch in seen if (out_ch, in_ch) == (8, 12) and batch in (2, 6)]
+    # conv1 and the shortcut take 12 channels to 8: conv1 on the 6 object maps, the shortcut on 6 + on 2 frames
+    assert sorted(shortcut) == [2, 6, 6], seen
+
+
+def test_summed_input_conv_refuses_a_mismatch():
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    with pytest.raises(ValueError, match="whole number"):
+        summed_input_conv(conv, torch.randn(3, 4, 5, 5), torch.randn(8, 4, 5, 5))
+    with pytest.raises(ValueError, match="same-shaped"):
+        summed_input_conv(conv, torch.randn(2, 4, 5, 5), torch.randn(8, 4, 6, 5))
