@@ -111,7 +111,8 @@ def timed_cache_counts(reader: ClipLoader, steps: int, warmup: int) -> dict[str,
     _consume(batches, steps)
     after = reader.cache_counts
     batches.close()
-    return {k: CacheCounts(after[k].hits - before[k].hits, after[k].lookups - before[k].lookups) for k in after}
+    return {k: CacheCounts(after[k].hits - before[k].hits, after[k].lookups - before[k].lookups, after[k].switched_off)
+            for k in after}
 
 
 def _stage_length(steps: int, warmup: int) -> int:
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"the parquet loader's caches: decoded {cache_mb} MB, encoded {DataConfig().loader.cache_mb} MB")
     median = {name: statistics.median(values) for name, values in rates.items()}
     for name, values in rates.items():
-        hit = "".join(f"; {k} cache hit rate {c.hit_rate:.1%} ({c.hits}/{c.lookups})" for k, c in caches.get(name, {}).items())
+        hit = "".join(f"; {k} cache hit rate {c.hit_rate:.1%} ({c.hits}/{c.lookups}{', then switched off' * c.switched_off})"
+                      for k, c in caches.get(name, {}).items())
         print(f"{name:52s} {median[name]:7.1f} samples/s  (rounds: {', '.join(f'{v:.1f}' for v in values)}{hit})")
     others = [name for name in median if name != BASELINE]
     print("vs the DataLoader baseline: " + ", ".join(f"{n} {median[n] / median[BASELINE]:.2f}x" for n in others))

@@ -131,10 +131,16 @@ class LoaderConfig:
     prefetch_batches: int = 2
     cache_mb: int = 1024  # encoded videos (JPEG/PNG bytes) of this worker's share
     decoded_cache_mb: int = 512  # decoded frames and masks; 0 decodes every sampled frame afresh
+    # The decoded cache switches itself off (and frees its memory) once it has turned over its whole size
+    # with fewer hits per lookup than this: the share is far bigger than the cache (DAVIS, YouTube-VOS), so
+    # keeping each frame only to evict it unread costs time. 0 keeps it on whatever its hit rate.
+    decoded_cache_min_hit_rate: float = 0.05
 
     def __post_init__(self) -> None:
         if self.num_workers < 0 or self.prefetch_batches < 1 or min(self.cache_mb, self.decoded_cache_mb) < 0:
             raise ValueError("num_workers >= 0, prefetch_batches >= 1 and cache sizes >= 0 are required")
+        if not 0.0 <= self.decoded_cache_min_hit_rate <= 1.0:
+            raise ValueError("decoded_cache_min_hit_rate must lie in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class ClipLoader:
         self.items = self._share(refs)
         self._frames, self._crop = self._clip_shape()
         self._encoded = _LruCache(config.loader.cache_mb << 20)
-        self._decoded = _LruCache(config.loader.decoded_cache_mb << 20)
+        self._decoded = _LruCache(config.loader.decoded_cache_mb << 20, config.loader.decoded_cache_min_hit_rate)
         self._orders: dict[int, np.ndarray] = {}
         workers = config.loader.num_workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clips") if workers > 0 else None
@@ -70,7 +70,8 @@ class ClipLoader:
         """Hits and lookups of the encoded-video and the decoded-frame cache since the loader was made.
 
         At a scale the caches cannot hold (thousands of videos) the hit rates are near zero, and a
-        loader's speed is its decoding; `python -m bench.data` prints them beside its samples/s.
+        loader's speed is its decoding; `python -m bench.data` prints them beside its samples/s. There
+        the decoded cache switches itself off (`loader.decoded_cache_min_hit_rate`; `switched_off`).
         """
         return {"encoded": self._encoded.counts(), "decoded": self._decoded.counts()}
 
@@ -233,6 +234,7 @@ class CacheCounts:
 
     hits: int
     lookups: int
+    switched_off: bool = False  # it stopped keeping values: too few hits once it had turned over
 
     @property
     def hit_rate(self) -> float:
@@ -241,18 +243,27 @@ class CacheCounts:
 
 
 class _LruCache:
-    """Least-recently-used values bounded by their total byte size; shared by the decode threads."""
+    """Least-recently-used values bounded by their total byte size; shared by the decode threads.
 
-    def __init__(self, capacity: int) -> None:
+    With `min_hit_rate` > 0 it switches itself off for good once it has evicted its whole capacity with
+    fewer hits per lookup than that: LRU then holds a sliver of a much larger working set, and each value
+    kept only to be evicted unread is memory traffic for nothing. Off, it keeps nothing and counts lookups.
+    """
+
+    def __init__(self, capacity: int, min_hit_rate: float = 0.0) -> None:
         self.capacity = capacity
+        self.min_hit_rate = min_hit_rate
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
+        self._bytes = self._evicted = 0
         self._lock = threading.Lock()
         self._hits = self._lookups = 0
+        self._off = False
 
     def get(self, key: Hashable) -> Any:
         with self._lock:
             self._lookups += 1
+            if self._off:
+                return None
             hit = self._items.get(key)
             if hit is None:
                 return None
@@ -263,14 +274,19 @@ class _LruCache:
     def counts(self) -> CacheCounts:
         """Hits and lookups so far."""
         with self._lock:
-            return CacheCounts(self._hits, self._lookups)
+            return CacheCounts(self._hits, self._lookups, self._off)
 
     def put(self, key: Hashable, value: Any, size: int) -> None:
         with self._lock:
-            if key in self._items or size > self.capacity:
+            if self._off or key in self._items or size > self.capacity:
                 return
             self._items[key] = (value, size)
             self._bytes += size
             while self._bytes > self.capacity:
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._bytes -= dropped
+                self._evicted += dropped
+            if self._evicted >= self.capacity and self._hits < self.min_hit_rate * self._lookups:
+                self._off = True
+                self._items.clear()
+                self._bytes = 0

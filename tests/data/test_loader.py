@@ -164,3 +164,60 @@ def test_cache_counts_tell_how_often_a_read_or_a_decode_was_saved(synthetic_uri:
         assert second["decoded"].hits > 0
     else:
         assert second["decoded"].hits == 0 and second["decoded"].lookups > first["decoded"].lookups
+
+
+def test_a_cache_that_turned_over_without_hits_switches_itself_off() -> None:
+    from components.data.loader import _LruCache
+
+    cache = _LruCache(capacity=100, min_hit_rate=0.05)
+    for key in range(10):  # 10 x 10 bytes fill it exactly: nothing evicted yet, so it stays on
+        assert cache.get(key) is None
+        cache.put(key, key, 10)
+    assert not cache.counts().switched_off
+    for key in range(10, 20):  # never a hit; after the 10th eviction it has turned over once
+        assert cache.get(key) is None
+        cache.put(key, key, 10)
+    assert cache.counts() == CacheCounts(0, 20, switched_off=True)
+    cache.put(99, 99, 10)
+    assert cache.get(99) is None and cache.counts() == CacheCounts(0, 21, switched_off=True)  # keeps nothing
+
+
+def test_a_cache_told_to_stay_on_stays_on_without_hits() -> None:
+    from components.data.loader import _LruCache
+
+    cache = _LruCache(capacity=100, min_hit_rate=0.0)
+    for step in range(200):  # a cycle of 12 keys through 10 slots: LRU misses every time
+        if cache.get(step % 12) is None:
+            cache.put(step % 12, step, 10)
+    assert cache.counts() == CacheCounts(0, 200, switched_off=False)
+
+
+def test_a_cache_that_hits_often_enough_stays_on() -> None:
+    from components.data.loader import _LruCache
+
+    cache = _LruCache(capacity=100, min_hit_rate=0.05)
+    for step in range(200):  # every other lookup is one hot key; the rest a stream that never repeats
+        key = "hot" if step % 2 else step
+        if cache.get(key) is None:
+            cache.put(key, step, 10)
+    counts = cache.counts()
+    assert not counts.switched_off and counts.hit_rate > 0.45, counts
+
+
+def test_a_switched_off_decoded_cache_changes_nothing_but_speed(synthetic_uri: str) -> None:
+    """12 videos x 16 frames at 64 px are 3 MB decoded: a 1 MB cache turns over and, told to want every
+    lookup to hit, switches off; the batches are those of a loader without the cache."""
+    def run(decoded_cache_mb: int, min_hit_rate: float) -> tuple[list[torch.Tensor], CacheCounts]:
+        config = _config(loader={"num_workers": 0, "decoded_cache_mb": decoded_cache_mb,
+                                 "decoded_cache_min_hit_rate": min_hit_rate})
+        with ClipLoader(synthetic_uri, 3, seed=4, config=config) as loader:
+            frames = [b.frames for b in loader.iterate(total_steps=64)]
+            return frames, loader.cache_counts["decoded"]
+
+    plain, _ = run(0, 0.0)
+    switched, counts = run(1, 1.0)
+    assert counts.switched_off and counts.lookups > 0
+    kept, kept_counts = run(1, 0.0)
+    assert not kept_counts.switched_off and kept_counts.hits > 0
+    assert all(torch.equal(a, b) for a, b in zip(plain, switched))
+    assert all(torch.equal(a, b) for a, b in zip(plain, kept))
