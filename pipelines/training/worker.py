@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from components.config import CorrvosConfig, StageConfig, config_from_dict
 from components.data.config import DataConfig
-from components.data.loader import ClipLoader, DatasetRef
+from components.data.loader import CacheCounts, ClipLoader, DatasetRef
 from components.model import build_train_wrapper
 from components.model.checkpoint import load_inference_checkpoint
 from components.model.resnet import freeze_trunks
@@ -131,6 +131,7 @@ def train_worker(payload: dict[str, Any]) -> None:
             if done % stage.log_every == 0 or checkpoint or validate:
                 elapsed, clock = time.perf_counter() - clock, time.perf_counter()
                 metrics = _summarise(window, len(window.get("total", [])), elapsed, stage.batch_size, device)
+                metrics.update(cache_metrics(loader.cache_counts))
                 window = {}
                 if validate:
                     metrics["val_jf"] = validator.score(model)  # every rank calls: rank 0 scores, the rest receive
@@ -216,6 +217,14 @@ def _summarise(window: dict[str, list[float]], steps: int, seconds: float, batch
         metrics["data_wait_share"] = waited / (waited + computed)
     if device.type == "cuda":
         metrics["gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return metrics
+
+
+def cache_metrics(counts: Mapping[str, CacheCounts]) -> dict[str, float]:
+    """Each loader cache's hit rate so far in this attempt (`encoded_cache_hit_rate`, `decoded_cache_hit_rate`)
+    and `decoded_cache_on` (0 once it switched itself off): beside `data_wait_share`, why a run waits."""
+    metrics = {f"{name}_cache_hit_rate": c.hit_rate for name, c in counts.items()}
+    metrics["decoded_cache_on"] = 0.0 if counts["decoded"].switched_off else 1.0
     return metrics
 
 

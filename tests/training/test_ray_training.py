@@ -62,6 +62,11 @@ def test_injected_fault_is_recovered_and_train_starts_from_pretrain(tmp_path, ti
     assert all(len(history) >= 2 for history in timing.values()), timing  # logged with every window
     assert all(m.value > 0 for m in timing["compute_s"]) and all(m.value >= 0 for m in timing["data_wait_s"])
     assert all(0 <= m.value < 1 for m in timing["data_wait_share"])
+    caches = {key: client.get_metric_history(run_id, key)
+              for key in ("encoded_cache_hit_rate", "decoded_cache_hit_rate", "decoded_cache_on")}
+    assert all(len(history) == len(timing["data_wait_s"]) for history in caches.values()), caches  # same windows
+    assert all(0 <= m.value <= 1 for m in caches["encoded_cache_hit_rate"] + caches["decoded_cache_hit_rate"])
+    assert {m.value for m in caches["decoded_cache_on"]} <= {0.0, 1.0}
 
     recorded_reports.unlink(missing_ok=True)
     baseline = dataclasses.replace(config.loss, preset="baseline", pcl_weight=0.0, cross_view_weight=0.0)
@@ -131,3 +136,12 @@ def test_two_ddp_workers_hold_identical_weights_after_training(tmp_path, tiny_da
     # so after a step they differ between ranks. Training normalises with batch statistics and the
     # checkpoint holds rank 0's buffers; inference (eval mode) reads those.
     assert reports[-1][0]["buffers_digest"] != reports[-1][1]["buffers_digest"]
+
+
+def test_cache_metrics_name_each_cache_and_whether_the_decoded_one_is_on():
+    from components.data.loader import CacheCounts
+    from pipelines.training.worker import cache_metrics
+
+    assert cache_metrics({"encoded": CacheCounts(1, 4), "decoded": CacheCounts(0, 10, switched_off=True)}) == {
+        "encoded_cache_hit_rate": 0.25, "decoded_cache_hit_rate": 0.0, "decoded_cache_on": 0.0}
+    assert cache_metrics({"encoded": CacheCounts(0, 0), "decoded": CacheCounts(3, 4)})["decoded_cache_on"] == 1.0
