@@ -38,7 +38,7 @@ STAGE_PRESETS: dict[str, dict[str, Any]] = {
     "stcn-original-s3": {"iterations": 150_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (125_000,),
                          "lr_drop_unit": "iterations", "optimizer": "adam", "weight_decay": 1e-7, "layerwise_lr": False},
     # XMem (METHOD_REFERENCE §4.5, hkchengrex/XMem): AdamW wd 0.05, lr 1e-5, effective batch over 2 GPUs.
-    # s0 never drops; s3 is 100K + a 10K fine-tune tail (set data.augment.plain_after: 0.909), dropped at 80K.
+    # s0 never drops; s3 is 100K + a 10K fine-tune tail (set data.augment.plain_after: 0.9090909090909091, i.e. 100000/110000), dropped at 80K.
     "xmem-s0": {"iterations": 150_000, "batch_size": 16, "learning_rate": 1e-5, "lr_drop_at": (),
                 "lr_drop_unit": "iterations", "optimizer": "adamw", "weight_decay": 0.05, "layerwise_lr": False},
     "xmem-s3": {"iterations": 110_000, "batch_size": 8, "learning_rate": 1e-5, "lr_drop_at": (80_000,),
