@@ -36,6 +36,7 @@ from pipelines.tuning.trial import (
     TRIAL_RESOURCES,
     ReleasePlacementGroups,
     TrialSetup,
+    end_trial_actors,
     job_placement_groups,
     ledger,
     remove_placement_groups_since,
@@ -97,7 +98,8 @@ def run_tune(
     try:
         results = _tuner(config, dimensions, trainable, output_uri, ledger_name).fit()
     finally:
-        remove_placement_groups_since(groups_before)  # what the ledger missed; every trial has ended here
+        end_trial_actors(ledger_actor)  # `fit` may return while a stopped trial still winds down
+        remove_placement_groups_since(groups_before)  # what the ledger missed; nothing can make more now
         ray.kill(ledger_actor)
     rows = _trial_rows(results, config, output_uri)
     _close_trial_runs(rows, tracking_uri)

@@ -10,11 +10,18 @@ needs the state API (a dashboard, one Ray per machine). So the controller record
 groups in a ledger actor, and the driver releases a trial's groups when the trial ends. A controller
 killed before it could record its group leaves one the ledger never heard of: when the search ends,
 the driver also removes every group its own job created during the search (`job_placement_groups`).
+
+Tune's `fit` can return while a stopped trial's actor is still winding down: its Train controller may
+start another worker group (another placement group) and the dying trial may mark its MLflow run
+FAILED after the search closed it. So every trial and every controller records its actor in the ledger
+before it does anything else, and the driver kills and waits out all of them (`end_trial_actors`)
+before it sweeps the groups and closes the runs.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +70,7 @@ def trial_uri(output_uri: str, trial_id: str) -> str:
 def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     """Tune's function trainable: train with `params` (dotted key -> value) applied to the shared config."""
     trial_id = tune.get_context().get_trial_id()
+    _record_this_actor(setup.ledger_name, trial_id)  # so the driver can end it when the search ends
     overrides = {key: plain(value) for key, value in params.items()}
     config = config_with_overrides(config_from_dict(CorrvosConfig, setup.config), overrides)
     output = trial_uri(setup.output_uri, trial_id)
@@ -114,6 +122,13 @@ class PlacementGroupLedger:
     def __init__(self) -> None:
         self.groups: dict[str, list[PlacementGroup]] = {}
         self.released: set[str] = set()
+        self.actors: list[Any] = []  # every trial actor and Train controller of the search, in start order
+
+    def record_actor(self, handle: Any) -> None:
+        self.actors.append(handle)
+
+    def recorded_actors(self) -> list[Any]:
+        return list(self.actors)
 
     def record(self, trial_id: str, group: PlacementGroup) -> None:
         self.groups.setdefault(trial_id, []).append(group)
@@ -144,6 +159,10 @@ class PlacementGroupRecorder(WorkerGroupCallback):
     def __init__(self, ledger_name: str, trial_id: str) -> None:
         self.ledger_name = ledger_name
         self.trial_id = trial_id
+
+    def before_worker_group_start(self, worker_group_context) -> None:
+        """Before this controller makes a placement group: put the controller itself on record."""
+        _record_this_actor(self.ledger_name, self.trial_id)
 
     def after_worker_group_start(self, worker_group) -> None:
         try:  # never fail training over bookkeeping
@@ -194,3 +213,34 @@ def remove_placement_groups_since(before: set[str]) -> int:
     if removed:
         log.warning("removed %d placement group(s) left by stopped tune trials", removed)
     return removed
+
+
+def _record_this_actor(ledger_name: str, trial_id: str) -> None:
+    """Tell the ledger which actor this is (a trial or its Train controller); waited for, never fatal."""
+    try:
+        handle = ray.get_runtime_context().current_actor
+        ray.get(ray.get_actor(ledger_name).record_actor.remote(handle), timeout=RECORD_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("trial %s: actor not recorded (%s); it may outlive the search", trial_id, exc)
+
+
+def end_trial_actors(ledger_actor, timeout_s: float = 60.0) -> int:
+    """Kill every trial actor and Train controller the ledger recorded and wait until each is gone; returns
+    how many were on record. After this nothing of the search can make a placement group or log a run."""
+    handles = ray.get(ledger_actor.recorded_actors.remote(), timeout=RECORD_TIMEOUT_S)
+    for handle in handles:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:  # noqa: BLE001  (already gone)
+            continue
+    deadline = time.monotonic() + timeout_s
+    for handle in handles:
+        while time.monotonic() < deadline:
+            try:
+                ray.get(handle.__ray_ready__.remote(), timeout=1.0)
+            except ray.exceptions.GetTimeoutError:
+                continue  # still shutting down
+            except ray.exceptions.RayActorError:
+                break  # gone
+            time.sleep(0.1)  # answered: the kill has not landed yet
+    return len(handles)

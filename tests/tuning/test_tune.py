@@ -143,3 +143,25 @@ def test_the_end_of_search_sweep_removes_only_groups_made_since(local_ray):
         remove_placement_group(kept)
         if ray.util.placement_group_table(orphan)["state"] != "REMOVED":
             remove_placement_group(orphan)
+
+
+def test_the_end_of_search_kills_and_waits_out_every_recorded_actor(local_ray):
+    """A trial or controller still winding down when `fit` returns is ended before groups are swept."""
+    from pipelines.tuning.trial import end_trial_actors, ledger
+
+    @ray.remote(num_cpus=0)
+    class Lingering:
+        def ping(self) -> str:
+            return "alive"
+
+    book = ledger("corrvos-tune-ledger-test-end")
+    actors = [Lingering.remote() for _ in range(2)]
+    assert ray.get([a.ping.remote() for a in actors]) == ["alive", "alive"]
+    try:
+        ray.get([book.record_actor.remote(a) for a in actors])
+        assert end_trial_actors(book, timeout_s=30) == 2
+        for actor in actors:
+            with pytest.raises(ray.exceptions.RayActorError):
+                ray.get(actor.ping.remote(), timeout=10)
+    finally:
+        ray.kill(book)
