@@ -30,9 +30,13 @@ run: $(STAMP)
 # workers that each take whole files (--dist loadfile: a module's shared search or cluster runs once) and
 # each start their own local Ray; every port is picked free. These tests mostly wait on process starts,
 # so two at a time overlap the waits. Together they are every test: `-m` splits, never skips.
+# OMP_NUM_THREADS=1: two workers on two cores, one torch thread each. With torch's default (a thread per
+# core) two tests oversubscribe the cores and OpenMP's spin-waiting can stall them: one bf16 test took
+# 116 s instead of 7 s in a run; the non-Ray part took 124 s with one thread against 179-309 s without.
+TEST_ENV := OMP_NUM_THREADS=1
 test: $(STAMP)
-	CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -n 2 -m "not ray and not server" $(PYTEST_ARGS)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "ray or server" $(PYTEST_ARGS)
+	$(TEST_ENV) CORRVOS_TEST_FAST=1 $(VENV)/bin/python -m pytest -q -n 2 -m "not ray and not server" $(PYTEST_ARGS)
+	$(TEST_ENV) $(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "ray or server" $(PYTEST_ARGS)
 
 # CORRVOS_TEST_FAST=1: a test that starts Ray or a server anyway fails (tests/conftest.py)
 test-fast: $(STAMP)
