@@ -109,19 +109,25 @@ def test_shared_input_path_equals_the_concatenated_one_in_value_and_gradient(blo
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)  # sums taken in another order
 
 
-def test_shared_input_conv_does_the_frame_part_once(monkeypatch):
-    """The shared part is convolved at the frame batch size, not once per object."""
-    conv = torch.nn.Conv2d(12, 4, 3, padding=1)
-    seen: list[tuple[int, int]] = []
+def _count_conv2d(monkeypatch) -> list[tuple[int, int, int]]:
+    """From now on, record (batch, out channels, in channels) of every F.conv2d call, in call order."""
+    seen: list[tuple[int, int, int]] = []
     original = torch.nn.functional.conv2d
 
     def counting(x, weight, *args, **kwargs):
-        seen.append((x.shape[0], weight.shape[1]))
+        seen.append((x.shape[0], weight.shape[0], weight.shape[1]))
         return original(x, weight, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.functional, "conv2d", counting)
+    return seen
+
+
+def test_shared_input_conv_does_the_frame_part_once(monkeypatch):
+    """The shared part is convolved at the frame batch size, not once per object."""
+    conv = torch.nn.Conv2d(12, 4, 3, padding=1)
+    seen = _count_conv2d(monkeypatch)
     shared_input_conv(conv, torch.randn(2, 9, 5, 5), torch.randn(8, 3, 5, 5))
-    assert seen == [(2, 9), (8, 3)]
+    assert [(batch, in_ch) for batch, _, in_ch in seen] == [(2, 9), (8, 3)]
 
 
 def test_shared_input_conv_refuses_a_mismatch():
@@ -166,14 +172,7 @@ def test_upsample_block_convolves_the_skip_share_of_its_shortcut_once_per_frame(
     with torch.no_grad():
         upsampled = torch.nn.functional.interpolate(up, size=(8, 8), mode="bilinear", align_corners=False)
         want = block.out_block(upsampled + block.skip_conv(skip).repeat_interleave(3, dim=0))
-    seen: list[tuple[int, int, int]] = []
-    original = torch.nn.functional.conv2d
-
-    def counting(x, weight, *args, **kwargs):
-        seen.append((x.shape[0], weight.shape[0], weight.shape[1]))
-        return original(x, weight, *args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.functional, "conv2d", counting)
+    seen = _count_conv2d(monkeypatch)
     with torch.no_grad():
         got = block(skip, up)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
