@@ -125,7 +125,8 @@ class PlacementGroupLedger:
         self.actors: list[Any] = []  # every trial actor and Train controller of the search, in start order
 
     def record_actor(self, handle: Any) -> None:
-        self.actors.append(handle)
+        if handle not in self.actors:  # a controller records itself again at each worker-group restart
+            self.actors.append(handle)
 
     def recorded_actors(self) -> list[Any]:
         return list(self.actors)

@@ -158,7 +158,7 @@ def test_the_end_of_search_kills_and_waits_out_every_recorded_actor(local_ray):
     actors = [Lingering.remote() for _ in range(2)]
     assert ray.get([a.ping.remote() for a in actors]) == ["alive", "alive"]
     try:
-        ray.get([book.record_actor.remote(a) for a in actors])
+        ray.get([book.record_actor.remote(a) for a in actors + actors[:1]])  # one records itself twice
         assert end_trial_actors(book, timeout_s=30) == 2
         for actor in actors:
             with pytest.raises(ray.exceptions.RayActorError):
